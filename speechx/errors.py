@@ -1,0 +1,23 @@
+"""Exception and warning types raised by speechx.
+
+Every error that bad input can cause is a :class:`SpeechxError` whose message names the
+offending file or utterance and says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+
+class SpeechxError(Exception):
+    """Base class of every error speechx raises on purpose."""
+
+
+class AudioError(SpeechxError, ValueError):
+    """Audio that cannot be used: missing, unreadable, empty, non-finite or too long."""
+
+
+class DataDirError(SpeechxError, ValueError):
+    """A Kaldi data directory or manifest that cannot be read or is inconsistent."""
+
+
+class AudioWarning(UserWarning):
+    """Audio that loads but is suspicious (for example all zeros)."""
