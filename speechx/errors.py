@@ -19,5 +19,9 @@ class DataDirError(SpeechxError, ValueError):
     """A Kaldi data directory or manifest that cannot be read or is inconsistent."""
 
 
+class TeacherError(SpeechxError, ValueError):
+    """A text teacher that cannot be loaded or used, or teacher embeddings that are missing or stale."""
+
+
 class AudioWarning(UserWarning):
     """Audio that loads but is suspicious (for example all zeros)."""
