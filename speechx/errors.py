@@ -25,3 +25,15 @@ class TeacherError(SpeechxError, ValueError):
 
 class AudioWarning(UserWarning):
     """Audio that loads but is suspicious (for example all zeros)."""
+
+
+class RetrievalError(SpeechxError, ValueError):
+    """Embeddings or queries that cannot be indexed or searched (shape, NaN, empty, bad file)."""
+
+
+class MetricError(SpeechxError, ValueError):
+    """Inputs to a metric that do not fit together (lengths, gold indices, empty references)."""
+
+
+class EvaluationError(SpeechxError, ValueError):
+    """An evaluation whose views, pairs or results are inconsistent."""
