@@ -30,6 +30,40 @@ from pathlib import Path
 from speechx.errors import DataDirError
 
 _LANG_FILE = re.compile(r"^text\.([A-Za-z][A-Za-z0-9_-]*)$")
+# Kaldi separates fields with ASCII blanks only; other Unicode spaces (NBSP, ideographic space)
+# are part of a transcript and must survive a write/read round trip.
+_ASCII_WS = " \t\n\r\f\v"
+_ASCII_WS_RUN = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def c_sort_key(key: str) -> bytes:
+    """Sort key giving Kaldi's order: bytewise on UTF-8, as ``LC_ALL=C sort``.
+
+    Python already orders ``str`` by code point, which equals UTF-8 byte order; this makes the
+    contract explicit and is what every sort of ids in speechx uses.
+    """
+    return key.encode("utf-8", "surrogatepass")
+
+
+def split_line(line: str) -> tuple[str, str]:
+    """Split a Kaldi line into ``(key, value)`` at the first run of ASCII blanks.
+
+    The value has surrounding ASCII blanks removed (inner spacing is kept); it is ``""`` for a
+    line holding only a key.
+    """
+    stripped = line.strip(_ASCII_WS)
+    m = _ASCII_WS_RUN.search(stripped)
+    if m is None:
+        return stripped, ""
+    return stripped[: m.start()], stripped[m.end() :]
+
+
+def normalise_value(value: str) -> str:
+    """Collapse runs of ASCII whitespace (incl. newlines) to one space and strip the ends.
+
+    This is exactly what a value loses when written to a Kaldi file and read back.
+    """
+    return _ASCII_WS_RUN.sub(" ", value).strip(" ")
 
 
 @dataclass(frozen=True)
@@ -57,18 +91,19 @@ class KaldiDir:
     # ------------------------------------------------------------------ views
     @property
     def utt_ids(self) -> list[str]:
-        """Sorted utterance ids (from ``utt2spk``, the file every data dir has)."""
-        return sorted(self.utt2spk)
+        """Utterance ids from ``utt2spk`` (the file every data dir has), in C byte order."""
+        return sorted(self.utt2spk, key=c_sort_key)
 
     def __len__(self) -> int:
         return len(self.utt2spk)
 
     @property
     def spk2utt(self) -> dict[str, list[str]]:
+        """Speaker id -> its utterance ids, both in C byte order (derived from ``utt2spk``)."""
         out: dict[str, list[str]] = {}
-        for utt in sorted(self.utt2spk):
+        for utt in self.utt_ids:
             out.setdefault(self.utt2spk[utt], []).append(utt)
-        return out
+        return {spk: out[spk] for spk in sorted(out, key=c_sort_key)}
 
     @property
     def languages(self) -> list[str]:
@@ -175,7 +210,7 @@ class KaldiDir:
         for lang, t in self.translations.items():
             files[f"text.{lang}"] = t.items()
         for name, items in files.items():
-            rows = sorted(items or [])
+            rows = sorted(items or [], key=lambda kv: c_sort_key(kv[0]))
             if rows:
                 write_mapping(d / name, rows)
             elif (d / name).exists():
@@ -204,6 +239,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataDirError(f"{path}:{no}: not valid UTF-8 ({exc.reason})") from None
+            if no == 1 and line.startswith("\ufeff"):
+                line = line[1:]  # a UTF-8 byte-order mark is not part of the first id
             yield no, line.rstrip("\n").rstrip("\r")
 
 
@@ -215,10 +252,9 @@ def read_mapping(path: Path, *, allow_empty: bool = False) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     for no, line in iter_lines(path):
-        if not line.strip():
+        if not line.strip(_ASCII_WS):
             continue
-        key, _, value = line.strip().partition(" ")
-        value = value.strip()
+        key, value = split_line(line)
         if not value and not allow_empty:
             raise DataDirError(f"{path}:{no}: line for {key!r} has no value")
         if key in out:
@@ -233,12 +269,13 @@ def write_mapping(path: Path, rows: Iterable[tuple[str, str]]) -> None:
     for key, value in rows:
         if not key or any(c.isspace() for c in key):
             raise DataDirError(f"{path}: id {key!r} is empty or contains whitespace")
-        value = " ".join(str(value).split())  # no newlines or tabs inside a value
+        value = normalise_value(str(value))  # no newlines or tabs inside a value
         lines.append(f"{key} {value}\n" if value else f"{key}\n")
     atomic_write_text(path, "".join(lines))
 
 
 def atomic_write_text(path: Path, content: str) -> None:
+    """Write ``content`` as UTF-8 with ``\\n`` line endings to a temp file, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -253,9 +290,9 @@ def atomic_write_text(path: Path, content: str) -> None:
 def _read_segments(path: Path) -> dict[str, Segment]:
     out: dict[str, Segment] = {}
     for no, line in iter_lines(path):
-        if not line.strip():
+        if not line.strip(_ASCII_WS):
             continue
-        parts = line.split()
+        parts = _ASCII_WS_RUN.split(line.strip(_ASCII_WS))
         if len(parts) != 4:
             raise DataDirError(
                 f"{path}:{no}: expected '<utt-id> <recording-id> <start> <end>', got {line!r}"
@@ -273,11 +310,19 @@ def _read_segments(path: Path) -> dict[str, Segment]:
 
 def _read_floats(path: Path) -> dict[str, float]:
     out: dict[str, float] = {}
-    for key, value in read_mapping(path).items():
+    for no, line in iter_lines(path):
+        if not line.strip(_ASCII_WS):
+            continue
+        key, value = split_line(line)
         try:
-            out[key] = float(value)
+            out_value = float(value)
         except ValueError:
-            raise DataDirError(f"{path}: value of {key!r} is not a number: {value!r}") from None
+            raise DataDirError(
+                f"{path}:{no}: value of {key!r} is not a number: {value!r}"
+            ) from None
+        if key in out:
+            raise DataDirError(f"{path}:{no}: duplicate id {key!r}")
+        out[key] = out_value
     return out
 
 
