@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Shared stages of a speech -> text-space distillation recipe. Called from egs/<corpus>/run.sh,
+# in that directory (data/ and exp/ are relative to it). Every stage is idempotent: a finished
+# stage is skipped on a rerun, and an interrupted one resumes.
+#
+#   Stage 1: prepare the real corpus (Kaldi dirs under data/)
+#   Stage 2: synthesize the parallel synthetic corpus with espeak-ng (same sentence split)
+#   Stage 3: validate every data dir
+#   Stage 4: teacher embeddings of transcripts and translations (cached by text)
+#   Stage 5: distill the speech encoder into the teacher space -> exp/<tag>/model
+#   Stage 6: encode the test sets, evaluate retrieval -> exp/<tag>/results
+set -euo pipefail
+
+stage=1
+stop_stage=100
+config=conf/demo.yaml      # YAML: a "recipe:" section for these stages, the rest is the DistillConfig
+tag=""                     # experiment tag; defaults to the config's file name
+nj=2                       # parallel jobs for data preparation
+nproc=1                    # >1 trains with torchrun (DDP, gloo on CPU)
+train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
+corpus=fillets
+corpus_dir=""              # where the corpus is; empty = the corpus module's default
+speech_langs="nl en"
+text_langs="en nl de fr es it ru pl"
+synth_langs="en de fr es it nl pl ru"
+synth_max_sentences=0      # 0 = every sentence
+synth_voices=4             # speakers (voice variants) per language
+teacher=use-multilingual
+cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or ~/.cache/speechx
+test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
+_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences synth_voices teacher cache_dir test_sets"
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+
+# The config's recipe: section sets defaults; command-line options override them.
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [ "${args[$i]}" = "--config" ] && config="${args[$((i + 1))]}"
+done
+[ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
+eval "$(speechx recipe-vars "$config")"
+# shellcheck source=recipes/parse_options.sh
+. "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
+
+tag=${tag:-$(basename "$config" .yaml)}
+expdir=exp/${tag}
+mkdir -p "${expdir}/log"
+cache_opt=()
+[ -n "$cache_dir" ] && cache_opt=(--cache-dir "$cache_dir")
+
+sets=()
+for l in $speech_langs; do for s in train dev test; do sets+=("data/${corpus}_${l}_${s}"); done; done
+for l in $synth_langs; do for s in train dev test; do sets+=("data/synth_${l}_${s}"); done; done
+if [ -z "$test_sets" ]; then
+  for l in $speech_langs; do test_sets+=" data/${corpus}_${l}_test"; done
+  for l in $synth_langs; do test_sets+=" data/synth_${l}_test"; done
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "Stage 1: prepare ${corpus} (speech: ${speech_langs}; text: ${text_langs})"
+  if [ -f "data/.${corpus}.done" ]; then
+    log "  already prepared (remove data/.${corpus}.done to redo)"
+  else
+    corpus_opt=()
+    [ -n "$corpus_dir" ] && corpus_opt=(--corpus-dir "$corpus_dir")
+    # shellcheck disable=SC2086
+    speechx prepare "$corpus" "${corpus_opt[@]}" --out-dir data \
+      --speech-langs $speech_langs --text-langs $text_langs 2>&1 | tee "${expdir}/log/prepare_${corpus}.log"
+    touch "data/.${corpus}.done"
+  fi
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ -n "$synth_langs" ]; then
+  log "Stage 2: synthesize ${synth_langs} with espeak-ng (nj=${nj})"
+  # Resumable by itself: clips already written are kept.
+  # shellcheck disable=SC2086
+  speechx prepare synth --sentences "data/local/${corpus}_sentences.tsv" --out-dir data \
+    --langs $synth_langs --max-sentences "$synth_max_sentences" --voices "$synth_voices" \
+    --nj "$nj" 2>&1 | tee "${expdir}/log/prepare_synth.log"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "Stage 3: validate data dirs"
+  speechx validate-data "${sets[@]}"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "Stage 4: teacher embeddings (${teacher})"
+  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" "${sets[@]}" 2>&1 \
+    | tee "${expdir}/log/teacher_embed.log"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: distill -> ${expdir}"
+  if [ -f "${expdir}/model/.done" ]; then
+    log "  already trained (remove ${expdir}/model to retrain)"
+  else
+    resume=()
+    compgen -G "${expdir}/checkpoints/ckpt-*.pt" >/dev/null && resume=(--resume)
+    launcher=(speechx)
+    [ "$nproc" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$nproc" -m speechx.cli)
+    # shellcheck disable=SC2086
+    "${launcher[@]}" distill --config "$config" --exp-dir "$expdir" "${resume[@]}" \
+      --teacher "$teacher" ${train_args:+--train-args $train_args}
+    touch "${expdir}/model/.done"
+  fi
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "Stage 6: evaluate retrieval on:${test_sets}"
+  # shellcheck disable=SC2086
+  speechx evaluate-retrieval --model "${expdir}/model" --teacher "$teacher" "${cache_opt[@]}" \
+    --out-dir "${expdir}/results" --text-langs $text_langs --data-dirs $test_sets \
+    2>&1 | tee "${expdir}/log/evaluate.log"
+  log "Results: ${expdir}/results/summary.md"
+  cat "${expdir}/results/summary.md"
+fi
+
+log "Done. Model: ${expdir}/model  Results: ${expdir}/results"
