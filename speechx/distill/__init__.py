@@ -1,0 +1,52 @@
+"""Distillation: train a speech encoder to land on a frozen text teacher's embeddings.
+
+Start with :func:`load_config` and :func:`train_distill`::
+
+    from speechx.distill import load_config, train_distill
+    cfg = load_config("conf/distill.yaml", ["max_steps=100"])
+    result = train_distill(cfg, "exp/distill", resume=False)
+    result.model_dir   # exp/distill/model, loadable with SpeechEncoder.from_pretrained
+"""
+
+from speechx.distill.config import (
+    DataConfig,
+    DataSource,
+    DistillConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    config_from_dict,
+    load_config,
+    save_config,
+)
+from speechx.distill.errors import ConfigError, TrainingError
+from speechx.distill.losses import (
+    LOSSES,
+    DistillLoss,
+    LossOutput,
+    cosine_loss,
+    infonce_loss,
+    mse_loss,
+)
+
+__all__ = [
+    "LOSSES",
+    "ConfigError",
+    "DataConfig",
+    "DataSource",
+    "DistillConfig",
+    "DistillLoss",
+    "EvalConfig",
+    "LossConfig",
+    "LossOutput",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainingError",
+    "config_from_dict",
+    "cosine_loss",
+    "infonce_loss",
+    "load_config",
+    "mse_loss",
+    "save_config",
+]

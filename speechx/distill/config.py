@@ -1,0 +1,350 @@
+"""The distillation config: plain YAML mapped onto dataclasses, with ``key=value`` overrides.
+
+A minimal ``conf/distill.yaml``::
+
+    data:
+      train: [data/fillets_nl_train, {dir: data/synth_de_train, fields: [text, text.en]}]
+      dev: [data/fillets_nl_dev]
+      teacher_id: use-multilingual
+      target_fields: [text]
+    model: {source: tiny}
+    loss: {weights: {cosine: 1.0, infonce: 0.5}}
+    max_steps: 200
+
+>>> cfg = load_config("conf/distill.yaml", ["optim.lr_head=1e-3", "max_steps=100"])  # doctest: +SKIP
+
+Override values are parsed as YAML (``data.train=[a,b]``, ``loss.weights={cosine: 1}``) and then
+coerced to the field's type.  An unknown key raises :class:`ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from speechx.distill.errors import ConfigError
+
+
+@dataclass
+class DataSource:
+    """One data dir and the teacher fields its targets are built from.
+
+    ``fields`` None means :attr:`DataConfig.target_fields`; ``teacher_id`` None means
+    :attr:`DataConfig.teacher_id`.  A plain string in YAML is read as ``DataSource(dir=...)``.
+    """
+
+    dir: str = ""
+    fields: list[str] | None = None
+    teacher_id: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Training and dev data, targets and batching."""
+
+    train: list[DataSource] = field(default_factory=list)
+    dev: list[DataSource] = field(default_factory=list)
+    #: Subdirectory of ``<data_dir>/teacher/`` that holds the teacher embeddings.
+    teacher_id: str = "use-multilingual"
+    #: "text" (transcript), "text.<lang>" (translation); several = normalised mean of them.
+    target_fields: list[str] = field(default_factory=lambda: ["text"])
+    #: SAMU-XLSR language smoothing: p_l ∝ (n_l/N)^alpha over utt2lang (1 = natural).
+    lang_alpha: float = 1.0
+    max_batch_seconds: float = 60.0
+    num_buckets: int = 10
+    #: Utterances longer than this (seconds) are skipped by the dataset; None keeps all.
+    max_duration: float | None = 20.0
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Where the student comes from.
+
+    ``source`` is a preset name of :func:`speechx.models.build_encoder` (e.g. ``"tiny"``), a local
+    hub-style backbone dir, or an existing speechx model dir (``config.json`` +
+    ``model.safetensors``), which is loaded with ``SpeechEncoder.from_pretrained``.
+    ``embed_dim`` None takes the teacher dimension.  ``overrides`` are passed to
+    ``build_encoder`` (head options: pooling, dropout, freezing, ...).
+    """
+
+    source: str = "tiny"
+    embed_dim: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with two learning rates, warmup and decay, clipping and accumulation."""
+
+    lr_backbone: float = 5e-5
+    lr_head: float = 1e-3
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-8
+    warmup_steps: int = 100
+    #: Decay after warmup, to 0 at the last step ("constant" keeps the peak).
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    #: Max global gradient norm; 0 or None disables clipping.
+    grad_clip: float | None = 1.0
+    grad_accum: int = 1
+
+
+@dataclass
+class LossConfig:
+    """Loss name -> weight (see :mod:`speechx.distill.losses`) and the InfoNCE temperature."""
+
+    weights: dict[str, float] = field(default_factory=lambda: {"cosine": 1.0})
+    temperature: float = 0.05
+
+
+@dataclass
+class EvalConfig:
+    """Dev evaluation: speech -> text retrieval against the teacher embeddings of ``field``."""
+
+    #: Teacher field of the text candidates; None = the first of ``data.target_fields``.
+    field: str | None = None
+    #: Selects the best model: recall@1, recall@5, recall@10, mrr@10, xsim_error,
+    #: cosine_distance (mean 1 - cos to the own target).
+    primary_metric: str = "recall@1"
+    max_batch_seconds: float = 120.0
+
+
+@dataclass
+class DistillConfig:
+    """Everything a distillation run needs; the resolved copy is written to ``config.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: Optimizer steps to run; with ``epochs`` too, whichever ends first.
+    max_steps: int | None = None
+    epochs: int | None = None
+    seed: int = 0
+    #: torch.set_num_threads; None leaves torch's default (torchrun sets OMP_NUM_THREADS=1).
+    num_threads: int | None = None
+    eval_every: int = 100
+    save_every: int = 100
+    keep_last_n: int = 3
+    log_every: int = 10
+
+    def validate(self) -> DistillConfig:
+        """Check values that types alone cannot; returns ``self``.
+
+        Raises:
+            ConfigError: naming the key and the problem.
+        """
+        if not self.data.train:
+            raise ConfigError("data.train: no training data dir given")
+        for i, src in enumerate([*self.data.train, *self.data.dev]):
+            if not src.dir:
+                raise ConfigError(f"data source #{i}: 'dir' is empty")
+        if not self.data.target_fields:
+            raise ConfigError("data.target_fields: empty")
+        for src in [*self.data.train, *self.data.dev]:
+            for f in [*(src.fields or []), *self.data.target_fields]:
+                if f != "text" and not f.startswith("text."):
+                    raise ConfigError(
+                        f"target field {f!r} (data dir {src.dir}): use 'text' or 'text.<lang>'"
+                    )
+        if self.max_steps is None and self.epochs is None:
+            raise ConfigError("set max_steps or epochs (or both)")
+        for key in ("max_steps", "epochs"):
+            v = getattr(self, key)
+            if v is not None and v <= 0:
+                raise ConfigError(f"{key} must be > 0, got {v}")
+        for key in ("eval_every", "save_every", "log_every", "keep_last_n"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
+        if self.optim.grad_accum < 1:
+            raise ConfigError(f"optim.grad_accum must be >= 1, got {self.optim.grad_accum}")
+        if self.optim.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.optim.warmup_steps}")
+        if len(self.optim.betas) != 2:
+            raise ConfigError(f"optim.betas needs two values, got {self.optim.betas}")
+        if not 0.0 <= self.data.lang_alpha <= 1.0:
+            raise ConfigError(f"data.lang_alpha must be in [0, 1], got {self.data.lang_alpha}")
+        if self.data.max_batch_seconds <= 0:
+            raise ConfigError("data.max_batch_seconds must be > 0")
+        known = {"recall@1", "recall@5", "recall@10", "mrr@10", "xsim_error", "cosine_distance"}
+        if self.eval.primary_metric not in known:
+            raise ConfigError(
+                f"eval.primary_metric: unknown metric {self.eval.primary_metric!r} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        from speechx.distill.losses import DistillLoss
+
+        DistillLoss(self.loss.weights, temperature=self.loss.temperature)
+        return self
+
+    @property
+    def eval_field(self) -> str:
+        """The teacher field dev retrieval compares against."""
+        return self.eval.field or self.data.target_fields[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (YAML/JSON-safe)."""
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- loading
+def config_from_dict(data: dict[str, Any] | None, cls: type = DistillConfig) -> Any:
+    """Build a config dataclass from a nested mapping, coercing types.
+
+    Raises:
+        ConfigError: an unknown key (named with its full dotted path) or a value of the wrong type.
+    """
+    return _build(cls, data or {}, "")
+
+
+def load_config(
+    yaml_path: str | os.PathLike | None = None, overrides: list[str] | None = None
+) -> DistillConfig:
+    """Read a YAML config, apply ``dotted.key=value`` overrides and validate.
+
+    Args:
+        yaml_path: the YAML file (None starts from the defaults).
+        overrides: e.g. ``["optim.lr_head=1e-3", "max_steps=100", "data.train=[a,b]"]``;
+            values are parsed as YAML.
+
+    Returns:
+        The validated :class:`DistillConfig`.
+
+    Raises:
+        ConfigError: the file is missing or not a YAML mapping, an override is not
+            ``key=value``, a key is unknown (named), or a value has the wrong type.
+    """
+    data: dict[str, Any] = {}
+    if yaml_path is not None:
+        p = Path(yaml_path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded or {}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected 'dotted.key=value'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(data, key.split("."), value, item)
+    cfg = config_from_dict(data)
+    return cfg.validate()
+
+
+def save_config(cfg: DistillConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (keys in dataclass order); returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return p
+
+
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
+    node = data
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {item!r}: {k!r} is not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(data) and isinstance(data, cls):
+        return data
+    if cls is DataSource and isinstance(data, str | os.PathLike):
+        return DataSource(dir=str(data))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or '<root>'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(f"unknown config key {key!r} (known in this section: {sorted(names)})")
+    kwargs = {k: _coerce(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is list:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            value = [value]  # a single value where a list is expected
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item,) = args or (Any,)
+        return [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        kt, vt = args or (Any, Any)
+        return {_coerce(kt, k, path): _coerce(vt, v, f"{path}.{k}") for k, v in value.items()}
+    if value is None:
+        raise ConfigError(f"{path}: must not be null")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, dict | list):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    return value
