@@ -37,3 +37,7 @@ class MetricError(SpeechxError, ValueError):
 
 class EvaluationError(SpeechxError, ValueError):
     """An evaluation whose views, pairs or results are inconsistent."""
+
+
+class ModelError(SpeechxError, ValueError):
+    """A model config, checkpoint or directory that cannot be used, or input a model cannot take."""
