@@ -1,0 +1,444 @@
+"""The speech encoder: waveform -> backbone -> pooling -> projection -> L2-normalised embedding.
+
+>>> enc = SpeechEncoder.from_pretrained("exp/demo/model")            # doctest: +SKIP
+>>> E = enc.encode(["a.wav", (wave, 22050)], batch_size=16)           # doctest: +SKIP
+>>> E.shape, E.dtype                                                  # doctest: +SKIP
+((2, 512), dtype('float32'))
+
+A model directory holds ``config.json`` (the :class:`SpeechEncoderConfig` with the backbone's
+transformers config inline, plus a format version) and ``model.safetensors``; it is rebuilt from
+that directory alone, with no network and no original checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from speechx.audio import AudioSource, audio_info, describe_source, load_audio
+from speechx.errors import AudioError, ModelError
+from speechx.models.backbones import Backbone, backbone_class
+from speechx.models.config import SpeechEncoderConfig
+from speechx.models.pooling import LayerWeighting, Projection, build_pooling
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+#: value of the "speechx_format" key that marks a speechx encoder directory
+FORMAT_NAME = "speech-encoder"
+FORMAT_VERSION = 1
+#: ``encode`` shows a progress bar by default for more inputs than this
+PROGRESS_THRESHOLD = 64
+
+
+class SpeechEncoder(nn.Module):
+    """A sentence-level speech encoder distilled into a text teacher's embedding space.
+
+    Args:
+        config: the architecture and training switches.
+        backbone: an already built backbone (for example with pretrained weights); by default
+            one is built, randomly initialised, from ``config.backbone_config``.
+
+    Raises:
+        ModelError: unknown backbone, pooling or projection; a layer index or freeze count
+            out of range.
+    """
+
+    def __init__(self, config: SpeechEncoderConfig, backbone: Backbone | None = None) -> None:
+        super().__init__()
+        if backbone is None:
+            backbone = backbone_class(config.backbone).from_config(config.backbone_config)
+        elif backbone.name != config.backbone:
+            raise ModelError(
+                f"SpeechEncoder: config names backbone {config.backbone!r} but a "
+                f"{backbone.name!r} backbone was given"
+            )
+        self.backbone = backbone
+        # the backbone's own (complete) config is the one saved, so a reload rebuilds it exactly
+        self.config = config.replace(backbone_config=backbone.config_dict())
+
+        num_states = backbone.num_layers + 1
+        if config.layer is not None and not -num_states <= config.layer < num_states:
+            raise ModelError(
+                f"SpeechEncoder: layer={config.layer} is out of range for a backbone with "
+                f"{backbone.num_layers} layers ({num_states} hidden states)"
+            )
+        self.layer_weighting = LayerWeighting(num_states) if config.weighted_layer_sum else None
+        self.pooling = build_pooling(
+            config.pooling,
+            backbone.hidden_size,
+            num_heads=config.pooling_heads,
+            num_queries=config.pooling_queries,
+        )
+        self.projection = Projection(
+            config.projection,
+            self.pooling.output_dim,
+            config.embed_dim,
+            hidden_dim=config.projection_hidden,
+            dropout=config.projection_dropout,
+        )
+        self._apply_freezing()
+        if config.gradient_checkpointing:
+            backbone.enable_gradient_checkpointing()
+
+    # -- training helpers -----------------------------------------------------------------------
+
+    def _apply_freezing(self) -> None:
+        cfg = self.config
+        frozen: list[nn.Parameter] = []
+        if cfg.freeze_backbone:
+            frozen += list(self.backbone.parameters())
+        if cfg.freeze_feature_encoder:
+            frozen += self.backbone.feature_encoder_parameters()
+        if cfg.freeze_layers:
+            frozen += self.backbone.layer_parameters(cfg.freeze_layers)
+        for p in frozen:
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> SpeechEncoder:
+        """Set training mode; a frozen backbone (``freeze_backbone``) always stays in eval mode."""
+        super().train(mode)
+        if self.config.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters split for separate learning rates.
+
+        Returns:
+            ``{"backbone": [...], "head": [...]}``; "head" is pooling, projection and the layer
+            weights.  Frozen parameters are left out, so a list may be empty.
+        """
+        backbone_ids = {id(p) for p in self.backbone.parameters()}
+        groups: dict[str, list[nn.Parameter]] = {"backbone": [], "head": []}
+        for p in self.parameters():
+            if p.requires_grad:
+                groups["backbone" if id(p) in backbone_ids else "head"].append(p)
+        return groups
+
+    @property
+    def embed_dim(self) -> int:
+        """Dimension D of the embeddings."""
+        return self.config.embed_dim
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate, in Hz, that ``forward`` expects."""
+        return self.config.sample_rate
+
+    @property
+    def min_input_samples(self) -> int:
+        """The shortest input, in samples at :attr:`sample_rate`, that can be encoded."""
+        return self.backbone.min_input_samples
+
+    # -- forward --------------------------------------------------------------------------------
+
+    def preprocess(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Zero the padding and, if configured, normalise each utterance over its real samples.
+
+        Returns:
+            A new ``[B, T]`` tensor; samples at or past ``lengths`` are exactly 0.
+        """
+        positions = torch.arange(input_values.shape[1], device=input_values.device)
+        mask = positions[None, :] < lengths[:, None]
+        x = input_values.masked_fill(~mask, 0.0)
+        prep = self.config.preprocessing
+        if prep.do_normalize:
+            n = lengths.clamp(min=1).to(x.dtype)[:, None]
+            mean = x.sum(dim=1, keepdim=True) / n
+            centred = (x - mean).masked_fill(~mask, 0.0)
+            var = centred.pow(2).sum(dim=1, keepdim=True) / n
+            x = centred / torch.sqrt(var + prep.epsilon)
+        return x
+
+    def forward(
+        self, input_values: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Embed a zero-padded batch.
+
+        Args:
+            input_values: ``[B, T]`` float waveforms at :attr:`sample_rate`, right-padded.
+            lengths: ``[B]`` absolute sample counts; ``None`` means every row is full length.
+
+        Returns:
+            A dict with ``embeddings`` ``[B, D]`` (L2-normalised), ``projected`` ``[B, D]`` (the
+            same before normalisation), ``hidden`` ``[B, F, H]`` (the frame features that were
+            pooled) and ``frame_lengths`` ``[B]`` (real frames per utterance).
+
+        Raises:
+            ModelError: wrong shapes, or an utterance too short to give one frame.
+        """
+        if input_values.dim() != 2:
+            raise ModelError(
+                f"SpeechEncoder.forward: input_values must be [B, T], got shape "
+                f"{tuple(input_values.shape)}"
+            )
+        batch, total = input_values.shape
+        if lengths is None:
+            lengths = torch.full((batch,), total, dtype=torch.long, device=input_values.device)
+        lengths = lengths.to(device=input_values.device, dtype=torch.long)
+        if lengths.shape != (batch,):
+            raise ModelError(
+                f"SpeechEncoder.forward: lengths must have shape [{batch}], got "
+                f"{tuple(lengths.shape)}"
+            )
+        if batch and int(lengths.max()) > total:
+            raise ModelError(
+                f"SpeechEncoder.forward: a length of {int(lengths.max())} samples exceeds the "
+                f"padded width {total}"
+            )
+        short = (lengths < self.min_input_samples).nonzero().flatten().tolist()
+        if short:
+            i = short[0]
+            raise ModelError(
+                f"SpeechEncoder.forward: utterance {i} of the batch has {int(lengths[i])} "
+                f"samples, fewer than the {self.min_input_samples} the backbone needs for one "
+                f"frame ({len(short)} such utterance(s))"
+            )
+
+        x = self.preprocess(input_values, lengths)
+        want_states = self.layer_weighting is not None or self.config.layer is not None
+        out = self.backbone(x, lengths, output_hidden_states=want_states)
+        if self.layer_weighting is not None:
+            hidden = self.layer_weighting(out.hidden_states)
+        elif self.config.layer is not None:
+            hidden = out.hidden_states[self.config.layer]
+        else:
+            hidden = out.hidden
+        pooled = self.pooling(hidden, out.frame_lengths)
+        projected = self.projection(pooled)
+        return {
+            "embeddings": nn.functional.normalize(projected, dim=-1),
+            "projected": projected,
+            "hidden": hidden,
+            "frame_lengths": out.frame_lengths,
+        }
+
+    # -- inference ------------------------------------------------------------------------------
+
+    def encode(
+        self,
+        inputs: Sequence[AudioSource],
+        batch_size: int = 16,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """Embed audio files and arrays.
+
+        Inputs are loaded at :attr:`sample_rate` (resampled if needed), grouped into batches of
+        similar length, and returned in input order.  The model runs in eval mode under
+        ``torch.inference_mode``; its previous mode is restored afterwards.
+
+        Args:
+            inputs: audio paths and/or ``(array, sample_rate)`` pairs.
+            batch_size: utterances per forward pass.
+            show_progress: a tqdm bar; ``None`` shows one for more than 64 inputs.
+
+        Returns:
+            float32 ``[N, D]``, L2-normalised rows; ``[0, D]`` for no inputs.
+
+        Raises:
+            AudioError: an input that cannot be loaded or is too short; the input is named.
+            ModelError: ``inputs`` is a single input rather than a list, or ``batch_size < 1``.
+        """
+        if isinstance(inputs, str | os.PathLike) or _is_array_pair(inputs):
+            raise ModelError(
+                "SpeechEncoder.encode expects a list of inputs; wrap a single input in a list: "
+                "encode([x])"
+            )
+        if batch_size < 1:
+            raise ModelError(f"SpeechEncoder.encode: batch_size must be >= 1, got {batch_size}")
+        inputs = list(inputs)
+        out = np.zeros((len(inputs), self.embed_dim), dtype=np.float32)
+        if not inputs:
+            return out
+        # sort by duration (read from headers, so audio is only decoded one batch at a time)
+        order = sorted(range(len(inputs)), key=lambda i: -_duration(inputs[i]))
+        if show_progress is None:
+            show_progress = len(inputs) > PROGRESS_THRESHOLD
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        try:
+            with (
+                torch.inference_mode(),
+                tqdm(total=len(inputs), disable=not show_progress, unit="utt") as bar,
+            ):
+                for start in range(0, len(order), batch_size):
+                    idx = order[start : start + batch_size]
+                    wavs = [self._load(inputs[i]) for i in idx]
+                    lengths = torch.tensor([w.shape[0] for w in wavs], dtype=torch.long)
+                    batch = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
+                    for row, w in enumerate(wavs):
+                        batch[row, : w.shape[0]] = torch.from_numpy(w)
+                    emb = self(batch.to(device), lengths.to(device))["embeddings"]
+                    out[idx] = emb.float().cpu().numpy()
+                    bar.update(len(idx))
+        finally:
+            self.train(was_training)
+        return out
+
+    def _load(self, source: AudioSource) -> np.ndarray:
+        wav = load_audio(source, self.sample_rate)
+        if wav.shape[0] < self.min_input_samples:
+            raise AudioError(
+                f"{describe_source(source)}: audio is {wav.shape[0]} samples "
+                f"({wav.shape[0] / self.sample_rate:.4f} s) at {self.sample_rate} Hz, shorter "
+                f"than the {self.min_input_samples} samples the encoder needs"
+            )
+        return wav
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save_pretrained(self, model_dir: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``model_dir``.
+
+        Each file is written to a temporary name and renamed into place, weights first, so a
+        crash never leaves a half-written file under the final name.
+
+        Returns:
+            The model directory.
+        """
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
+        for name, tensor in self.state_dict().items():
+            t = tensor.detach().cpu().contiguous()
+            if t.data_ptr() in seen:  # safetensors refuses shared storage
+                t = t.clone()
+            seen.add(t.data_ptr())
+            tensors[name] = t
+        meta = {"speechx_format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)}
+        _atomic_write(
+            model_dir / WEIGHTS_NAME,
+            lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=meta),
+        )
+        payload = {
+            "speechx_format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            **self.config.to_dict(),
+        }
+        text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+        _atomic_write(model_dir / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, "utf-8"))
+        return model_dir
+
+    @classmethod
+    def from_pretrained(
+        cls, model_dir: str | os.PathLike, *, device: str | torch.device = "cpu"
+    ) -> SpeechEncoder:
+        """Rebuild an encoder saved with :meth:`save_pretrained`, in eval mode.
+
+        Raises:
+            ModelError: the directory, ``config.json`` or ``model.safetensors`` is missing,
+                unreadable, of an unknown format version, or does not match the config.
+        """
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise ModelError(f"{model_dir}: model directory not found")
+        config = read_config(model_dir)
+        weights = model_dir / WEIGHTS_NAME
+        if not weights.is_file():
+            raise ModelError(f"{weights}: weights file not found")
+        try:
+            state = safetensors.torch.load_file(str(weights), device="cpu")
+        except Exception as exc:  # safetensors raises several types for damaged files
+            raise ModelError(
+                f"{weights}: cannot read weights, file corrupt or truncated ({exc})"
+            ) from None
+        model = cls(config)
+        missing, unexpected = _compare_keys(model.state_dict(), state)
+        if missing or unexpected:
+            raise ModelError(
+                f"{weights}: weights do not match config.json "
+                f"(missing: {_few(missing)}; unexpected: {_few(unexpected)})"
+            )
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(f"{weights}: weights do not match config.json ({exc})") from None
+        return model.to(device).eval()
+
+
+def read_config(model_dir: str | os.PathLike) -> SpeechEncoderConfig:
+    """The :class:`SpeechEncoderConfig` stored in a speechx model directory.
+
+    Raises:
+        ModelError: no ``config.json``, invalid JSON, not a speechx encoder config (for example
+            a plain transformers checkpoint), or a format version newer than this speechx.
+    """
+    path = Path(model_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: not found; a speechx model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: cannot parse config ({exc})") from None
+    if not isinstance(data, dict) or data.get("speechx_format") != FORMAT_NAME:
+        hint = ""
+        if isinstance(data, dict) and "model_type" in data:
+            hint = (
+                f" (it looks like a transformers {data['model_type']!r} checkpoint: build an "
+                "encoder on it with speechx.models.build_encoder(path, embed_dim=...))"
+            )
+        raise ModelError(f"{path}: not a speechx speech-encoder config{hint}")
+    version = data.pop("format_version", None)
+    data.pop("speechx_format")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise ModelError(
+            f"{path}: unsupported format_version {version!r}; this speechx reads versions "
+            f"1 to {FORMAT_VERSION}"
+        )
+    try:
+        return SpeechEncoderConfig.from_dict(data)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
+def _is_array_pair(obj: Any) -> bool:
+    return isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], int | np.integer)
+
+
+def _duration(source: AudioSource) -> float:
+    """Duration in seconds, from the array or the file header (raises AudioError)."""
+    if isinstance(source, tuple) and len(source) == 2:
+        arr, sr = source
+        try:
+            return len(arr) / float(sr)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return 0.0  # load_audio reports the problem with the input named
+    return audio_info(source).duration
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _compare_keys(
+    expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str]]:
+    return sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
