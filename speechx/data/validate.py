@@ -357,7 +357,25 @@ def validate_data_dir(
             continue  # checked below with the recordings
         problems.extend(_coverage(name, first[name], ref_name, utts, "error"))
     for name in sorted(n for n in first if _LANG_FILE.match(n)):
-        problems.extend(_coverage(name, first[name], ref_name, utts, "warning"))
+        # Partial translations are normal: one warning per file, not one per utterance.
+        missing = [u for u in utts if u not in first[name]]
+        if missing:
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    None,
+                    "partial-translations",
+                    f"{len(missing)} of {len(utts)} utterances have no translation "
+                    f"(e.g. {', '.join(missing[:3])})",
+                    "warning",
+                )
+            )
+        problems.extend(
+            Problem(name, ln.no, key, "extra-id", f"id is not in {ref_name}")
+            for key, ln in first[name].items()
+            if key not in utts
+        )
     if has_segments:
         if ref_name != "segments":
             problems.extend(_coverage("segments", first["segments"], ref_name, utts, "error"))

@@ -126,7 +126,12 @@ def test_partial_translations_are_a_warning(kaldi_dir: Path) -> None:
     (kaldi_dir / "text.nl").write_text("spk1-utt1 de vis\n")
     report = validate_data_dir(kaldi_dir)
     assert report.ok
-    assert {p.id for p in report.warnings if p.file == "text.nl"} == {"spk1-utt2", "spk2-utt3"}
+    (warning,) = [p for p in report.warnings if p.file == "text.nl"]
+    assert warning.code == "partial-translations"
+    assert "2 of 3" in warning.message and "spk1-utt2, spk2-utt3" in warning.message
+    (kaldi_dir / "text.nl").write_text("spk1-utt1 de vis\nzzz niet hier\n")
+    report = validate_data_dir(kaldi_dir)
+    assert ("extra-id", "text.nl", "zzz") in _codes(report) and not report.ok
 
 
 def test_fix_repairs_and_reports(kaldi_dir: Path, tmp_path: Path) -> None:
