@@ -642,7 +642,8 @@ def fix_data_dir(
         A :class:`FixReport`.
 
     Raises:
-        DataDirError: ``path`` is not a directory, or it has no ``utt2spk``.
+        DataDirError: ``path`` is not a directory, it has no ``utt2spk``, or no utterance would
+            be left (then nothing is written).
     """
     src = Path(path)
     dst = Path(out) if out is not None else src
@@ -700,6 +701,12 @@ def fix_data_dir(
         _reject_bad_audio(utt2spk, wav, segments, has_segments, reject)
 
     keep = [u for u in sorted(utt2spk, key=c_sort_key) if u not in drop]
+    if not keep:
+        reasons = Counter(r for rs in drop.values() for r in rs).most_common(3)
+        raise DataDirError(
+            f"{src}: every utterance would be dropped (most common reasons: "
+            f"{'; '.join(f'{r} ({n})' for r, n in reasons)}); nothing written"
+        )
     report.dropped = drop
     report.kept = len(keep)
     used_recs = {segments[u].recording_id for u in keep} if has_segments else set(keep)

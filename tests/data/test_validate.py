@@ -193,3 +193,11 @@ def test_fix_check_audio_drops_unreadable(tmp_path: Path) -> None:
 def test_fix_needs_utt2spk(tmp_path: Path) -> None:
     with pytest.raises(DataDirError, match="utt2spk"):
         fix_data_dir(tmp_path)
+
+
+def test_fix_refuses_to_empty_a_dir(kaldi_dir: Path) -> None:
+    before = (kaldi_dir / "text").read_bytes()
+    (kaldi_dir / "wav.scp").write_text("")
+    with pytest.raises(DataDirError, match=r"every utterance would be dropped .*no line in wav"):
+        fix_data_dir(kaldi_dir)
+    assert (kaldi_dir / "text").read_bytes() == before
