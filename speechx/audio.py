@@ -23,6 +23,8 @@ import soxr
 from speechx.errors import AudioError, AudioWarning
 
 DEFAULT_SAMPLE_RATE = 16000
+# More channels than this in a 2-D array means it is laid out [C, T] rather than [T, C].
+MAX_CHANNELS = 16
 
 AudioSource = str | os.PathLike | tuple[np.ndarray, int]
 
@@ -81,7 +83,9 @@ def load_audio(
 
     Args:
         source: a path, or an ``(array, sample_rate)`` pair.  Arrays may be 1-D ``[T]`` or 2-D
-            ``[T, C]`` (soundfile's layout); integer arrays are scaled to [-1, 1].
+            ``[T, C]`` (soundfile's layout; ``[C, T]`` with at most 16 channels is recognised
+            and transposed); integer PCM is scaled to [-1, 1) by its full scale, and unsigned
+            PCM is re-centred on 0.
         sample_rate: the rate of the returned signal; resampled with soxr when it differs.
         start, end: optional segment in seconds (``end=None`` means to the end of the file).
         max_duration: reject audio longer than this many seconds (after segmenting).
@@ -153,8 +157,15 @@ def _array_pair(source: tuple, name: str) -> tuple[np.ndarray, int]:
     data = np.asarray(arr)
     if data.ndim not in (1, 2):
         raise AudioError(f"{name}: expected a 1-D [T] or 2-D [T, C] array, got {data.ndim}-D")
-    if np.issubdtype(data.dtype, np.integer):
-        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    if data.ndim == 2 and data.shape[0] <= MAX_CHANNELS < data.shape[1]:
+        # torch/torchaudio layout [C, T]: a handful of rows, many columns.
+        data = data.T
+    if np.issubdtype(data.dtype, np.unsignedinteger):
+        # unsigned PCM (e.g. 8-bit WAV) is centred on 2**(bits-1)
+        half = float(2 ** (8 * data.dtype.itemsize - 1))
+        data = (data.astype(np.float64) - half) / half
+    elif np.issubdtype(data.dtype, np.signedinteger):
+        data = data.astype(np.float64) / float(2 ** (8 * data.dtype.itemsize - 1))
     elif not np.issubdtype(data.dtype, np.floating):
         raise AudioError(f"{name}: unsupported sample dtype {data.dtype}")
     return data, sr

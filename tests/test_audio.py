@@ -142,7 +142,8 @@ def test_save_audio_round_trip(tmp_path: Path) -> None:
 
 
 # Known problems of speechx/audio.py, kept here so that they are visible until fixed.
-@pytest.mark.xfail(strict=True, reason="[C, T] arrays are taken as [T, C] and averaged wrongly")
+
+
 def test_channels_first_array_is_rejected_or_downmixed() -> None:
     x = make_sine(0.5, 16000, channels=2).T  # torch/torchaudio layout [C, T]
     try:
@@ -152,13 +153,11 @@ def test_channels_first_array_is_rejected_or_downmixed() -> None:
     assert out.shape == (8000,)
 
 
-@pytest.mark.xfail(strict=True, reason="int16 is divided by 32767, so -32768 maps below -1")
 def test_int16_full_scale_stays_in_range() -> None:
     out = load_audio((np.array([-32768, 32767], dtype=np.int16), 16000))
     assert out.min() >= -1.0
 
 
-@pytest.mark.xfail(strict=True, reason="unsigned 8-bit PCM is not re-centred around 0")
 def test_uint8_is_centred() -> None:
     out = load_audio((np.array([0, 128, 255], dtype=np.uint8), 16000))
     np.testing.assert_allclose(out, [-1.0, 0.0, 127 / 128], atol=1e-6)
