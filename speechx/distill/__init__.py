@@ -20,7 +20,9 @@ from speechx.distill.config import (
     load_config,
     save_config,
 )
+from speechx.distill.data import DistillData, SourceSpec, build_distill_data, collate_distill
 from speechx.distill.errors import ConfigError, TrainingError
+from speechx.distill.evaluate import evaluate_dev
 from speechx.distill.losses import (
     LOSSES,
     DistillLoss,
@@ -29,6 +31,13 @@ from speechx.distill.losses import (
     infonce_loss,
     mse_loss,
 )
+from speechx.distill.sampling import (
+    LanguageBalancedBatchSampler,
+    language_probabilities,
+    language_weights,
+)
+from speechx.distill.targets import TargetTable, load_targets
+from speechx.distill.trainer import TrainResult, build_model, train_distill
 
 __all__ = [
     "LOSSES",
@@ -36,7 +45,20 @@ __all__ = [
     "DataConfig",
     "DataSource",
     "DistillConfig",
+    "DistillData",
     "DistillLoss",
+    "LanguageBalancedBatchSampler",
+    "SourceSpec",
+    "TargetTable",
+    "TrainResult",
+    "build_distill_data",
+    "build_model",
+    "collate_distill",
+    "evaluate_dev",
+    "language_probabilities",
+    "language_weights",
+    "load_targets",
+    "train_distill",
     "EvalConfig",
     "LossConfig",
     "LossOutput",

@@ -52,7 +52,7 @@ class DataConfig:
     train: list[DataSource] = field(default_factory=list)
     dev: list[DataSource] = field(default_factory=list)
     #: Subdirectory of ``<data_dir>/teacher/`` that holds the teacher embeddings.
-    teacher_id: str = "use-multilingual"
+    teacher_id: str = "use-multilingual-v3"
     #: "text" (transcript), "text.<lang>" (translation); several = normalised mean of them.
     target_fields: list[str] = field(default_factory=lambda: ["text"])
     #: SAMU-XLSR language smoothing: p_l ∝ (n_l/N)^alpha over utt2lang (1 = natural).
@@ -207,7 +207,10 @@ def config_from_dict(data: dict[str, Any] | None, cls: type = DistillConfig) -> 
 
 
 def load_config(
-    yaml_path: str | os.PathLike | None = None, overrides: list[str] | None = None
+    yaml_path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    *,
+    ignore_sections: tuple[str, ...] = ("recipe",),
 ) -> DistillConfig:
     """Read a YAML config, apply ``dotted.key=value`` overrides and validate.
 
@@ -215,6 +218,8 @@ def load_config(
         yaml_path: the YAML file (None starts from the defaults).
         overrides: e.g. ``["optim.lr_head=1e-3", "max_steps=100", "data.train=[a,b]"]``;
             values are parsed as YAML.
+        ignore_sections: top-level sections that belong to someone else and are skipped
+            (the ``recipe:`` section read by ``recipes/distill.sh``).
 
     Returns:
         The validated :class:`DistillConfig`.
@@ -234,7 +239,7 @@ def load_config(
             raise ConfigError(f"{p}: not valid YAML ({exc})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = {k: v for k, v in (loaded or {}).items() if k not in ignore_sections}
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         key = key.strip()

@@ -106,3 +106,10 @@ def test_save_and_reload_roundtrip(conf: Path, tmp_path: Path) -> None:
     assert yaml.safe_load(out.read_text())["optim"]["warmup_steps"] == 7
     assert load_config(out) == cfg
     assert isinstance(cfg, DistillConfig)
+
+
+def test_recipe_section_is_ignored(tmp_path: Path) -> None:
+    p = tmp_path / "demo.yaml"
+    p.write_text("recipe: {nj: 4, speech_langs: nl}\ndata: {train: [a]}\nepochs: 2\n")
+    cfg = load_config(p)
+    assert cfg.epochs == 2 and cfg.data.train[0].dir == "a"

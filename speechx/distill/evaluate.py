@@ -1,0 +1,133 @@
+"""Dev evaluation during distillation: speech -> text retrieval against teacher embeddings.
+
+For every dev data dir the speech of each utterance is encoded and searched among the teacher
+embeddings of the dev texts (one candidate per distinct text of the evaluation field).  A hit on
+any text of the utterance's sentence group counts (see :mod:`speechx.distill.targets`).  Metrics
+come from :func:`speechx.metrics.retrieval.retrieval_metrics`, plus the mean cosine distance
+between each utterance and its own target.
+
+Keys follow ``{name}_{metric}``: ``dev_<dir>_recall@1`` per dir and ``dev_recall@1`` (the mean
+over dirs, weighted by queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechx.distill.data import DistillData, collate_distill
+from speechx.metrics.retrieval import retrieval_metrics
+
+#: Metrics where smaller is better; every other metric is "larger is better".
+LOWER_IS_BETTER = frozenset({"xsim_error", "cosine_distance"})
+
+
+def duration_batches(durations: list[float], max_seconds: float) -> Iterator[list[int]]:
+    """Indices sorted by duration, cut into batches of at most ``max_seconds`` (padded) audio."""
+    order = sorted(range(len(durations)), key=lambda i: durations[i])
+    batch: list[int] = []
+    for i in order:
+        longest = max([durations[j] for j in batch] + [durations[i]])
+        if batch and longest * (len(batch) + 1) > max_seconds:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def encode_data(model: torch.nn.Module, data: DistillData, max_batch_seconds: float) -> np.ndarray:
+    """L2-normalised speech embeddings of every item of ``data`` (float32 ``[N, D]``).
+
+    The model is put in eval mode for the call and its previous mode restored.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        out = np.zeros((len(data), data.dim), dtype=np.float32)
+        for idx in duration_batches(data.durations, max_batch_seconds):
+            batch = collate_distill([data[i] for i in idx])
+            emb = model(batch["input_values"], batch["lengths"])["embeddings"]
+            out[idx] = emb.float().cpu().numpy()
+        return out
+    finally:
+        model.train(was_training)
+
+
+def retrieval_pool(targets: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, list[set[int]]]:
+    """Distinct target vectors as candidates and, per query, the candidates of its group.
+
+    Returns:
+        ``(candidates [M, D], gold)`` where ``gold[i]`` is the set of candidate rows sharing
+        query ``i``'s sentence group.
+    """
+    first: dict[bytes, int] = {}
+    cand_rows: list[int] = []
+    for i, vec in enumerate(targets):
+        key = vec.tobytes()
+        if key not in first:
+            first[key] = len(cand_rows)
+            cand_rows.append(i)
+    cand_groups = groups[cand_rows]
+    by_group: dict[int, set[int]] = {}
+    for c, g in enumerate(cand_groups):
+        by_group.setdefault(int(g), set()).add(c)
+    gold = [by_group[int(g)] for g in groups]
+    return targets[cand_rows], gold
+
+
+def evaluate_dev(
+    model: torch.nn.Module, dev: DistillData, *, max_batch_seconds: float = 120.0
+) -> dict[str, float]:
+    """Speech -> text retrieval of ``dev`` (one pool per dev data dir).
+
+    Args:
+        model: the (unwrapped) speech encoder, called as ``model(input_values, lengths)``.
+        dev: dev data whose targets are the evaluation field.
+        max_batch_seconds: padded audio per encoding batch.
+
+    Returns:
+        ``dev_<dir>_<metric>`` for each dir and ``dev_<metric>`` averaged over dirs (weighted
+        by the number of queries); metrics are those of ``retrieval_metrics`` plus
+        ``cosine_distance`` and ``n_queries`` / ``pool_size``.
+    """
+    emb = encode_data(model, dev, max_batch_seconds)
+    targets = dev.target_matrix()
+    source_of = np.array([s for s, _ in dev.index])
+    out: dict[str, float] = {}
+    weighted: dict[str, float] = {}
+    total = 0
+    for s, src in enumerate(dev.sources):
+        rows = np.flatnonzero(source_of == s)
+        if not len(rows):
+            continue
+        cands, gold = retrieval_pool(targets[rows], dev.groups[rows])
+        metrics = {
+            k: float(v)
+            for k, v in retrieval_metrics(emb[rows], cands, gold).items()
+            if isinstance(v, int | float | np.floating | np.integer)
+        }
+        metrics["cosine_distance"] = float(np.mean(1.0 - np.sum(emb[rows] * targets[rows], 1)))
+        metrics["n_queries"] = float(len(rows))
+        metrics["pool_size"] = float(len(cands))
+        name = Path(src.dir).name
+        for k, v in metrics.items():
+            out[f"dev_{name}_{k}"] = v
+            if k not in ("n_queries", "pool_size"):
+                weighted[k] = weighted.get(k, 0.0) + v * len(rows)
+        total += len(rows)
+    for k, v in weighted.items():
+        out[f"dev_{k}"] = v / total
+    out["dev_n_queries"] = float(total)
+    return out
+
+
+def is_better(metric: str, new: float, best: float | None) -> bool:
+    """Whether ``new`` improves on ``best`` for ``metric`` (None = no best yet)."""
+    if best is None or not np.isfinite(best):
+        return bool(np.isfinite(new))
+    return new < best if metric in LOWER_IS_BETTER else new > best

@@ -1,0 +1,639 @@
+"""The distillation training loop: ``train_distill(config, exp_dir, resume=...)``.
+
+One process or many (``torchrun --nproc_per_node=N``, DDP over gloo on CPU) run the same code.
+``exp_dir`` receives::
+
+    config.yaml            the resolved config
+    env.json               git sha, package versions, threads, world size
+    log/train.log          the log (also printed)
+    log/metrics.jsonl      one line per train log interval ("split": "train") and dev eval ("dev")
+    log/curves.png         train loss and the dev primary metric against the step
+    checkpoints/ckpt-N.pt  full training state, the newest ``keep_last_n`` kept
+    model/                 the best model by the dev primary metric (SpeechEncoder.save_pretrained);
+                           the final model when there is no dev data
+
+Only rank 0 writes.  ``resume=True`` continues from the newest checkpoint exactly: the same
+batches, RNG draws and optimizer state as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from speechx.distill.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_dir,
+)
+from speechx.distill.config import DistillConfig, save_config
+from speechx.distill.data import (
+    DistillData,
+    SourceSpec,
+    build_distill_data,
+    collate_distill,
+    resolve_sources,
+)
+from speechx.distill.errors import TrainingError
+from speechx.distill.evaluate import evaluate_dev, is_better
+from speechx.distill.losses import DistillLoss
+from speechx.distill.runtime import (
+    all_min,
+    any_rank,
+    append_jsonl,
+    barrier,
+    close_logging,
+    environment_info,
+    gather_objects,
+    init_distributed,
+    plot_curves,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_logging,
+    write_json,
+)
+from speechx.distill.sampling import LanguageBalancedBatchSampler, language_probabilities
+from speechx.models import SpeechEncoder, build_encoder
+from speechx.models.encoder import FORMAT_NAME
+from speechx.teachers.embed import load_teacher_embeddings
+
+log = logging.getLogger("speechx.distill")
+
+
+@dataclass
+class TrainResult:
+    """What a finished :func:`train_distill` run left behind.
+
+    Attributes:
+        exp_dir: the experiment directory.
+        model_dir: ``exp_dir/model`` (best model, or the final one without dev data).
+        step: optimizer steps done.
+        epoch: epochs started (0-based index of the last one).
+        best_metric: name of the dev metric that selected the model (e.g. ``dev_recall@1``).
+        best_value: its best value (None without dev data).
+        best_step: step of the best model.
+        last_checkpoint: the newest checkpoint file.
+        dev_metrics: the last dev evaluation (empty without dev data).
+        train_loss: mean training loss over the last log interval.
+    """
+
+    exp_dir: Path
+    model_dir: Path
+    step: int
+    epoch: int
+    best_metric: str
+    best_value: float | None
+    best_step: int | None
+    last_checkpoint: Path | None
+    dev_metrics: dict[str, float] = field(default_factory=dict)
+    train_loss: float | None = None
+
+
+@dataclass
+class _Position:
+    """Where the loop is: optimizer steps done, epoch, and chunks of that epoch done."""
+
+    step: int = 0
+    epoch: int = 0
+    chunk: int = 0
+
+
+# --------------------------------------------------------------------------- building blocks
+def build_model(cfg: DistillConfig, embed_dim: int) -> SpeechEncoder:
+    """The student: a speechx model dir (loaded) or a preset / backbone dir (built).
+
+    ``model.overrides`` are applied in both cases; for a loaded model they may only change
+    settings that leave the weights' shapes alone (freezing, dropout, ...).
+
+    Raises:
+        TrainingError: a loaded model's ``embed_dim`` differs from the teacher's.
+        speechx.errors.ModelError: an unknown preset or an unloadable directory.
+    """
+    src = cfg.model.source
+    dim = cfg.model.embed_dim or embed_dim
+    if dim != embed_dim:
+        raise TrainingError(
+            f"model.embed_dim={dim} but the teacher embeddings are {embed_dim}-dimensional"
+        )
+    cfg_file = Path(src) / "config.json"
+    if cfg_file.is_file() and _is_speechx_dir(cfg_file):
+        model = SpeechEncoder.from_pretrained(src)
+        if model.config.embed_dim != embed_dim:
+            raise TrainingError(
+                f"{src}: model embed_dim {model.config.embed_dim} differs from the teacher "
+                f"dimension {embed_dim}"
+            )
+        if cfg.model.overrides:
+            state = model.state_dict()
+            model = SpeechEncoder(model.config.replace(**cfg.model.overrides))
+            model.load_state_dict(state, strict=True)
+        return model.train()
+    return build_encoder(src, embed_dim, **cfg.model.overrides).train()
+
+
+def _is_speechx_dir(cfg_file: Path) -> bool:
+    try:
+        return json.loads(cfg_file.read_text("utf-8")).get("speechx_format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def build_optimizer(model: SpeechEncoder, cfg: DistillConfig) -> torch.optim.AdamW:
+    """AdamW with the backbone and head at their own learning rates.
+
+    Weight decay applies to matrices only (not to biases, norms or 1-d parameters).
+    Param group names: ``backbone``, ``backbone_no_decay``, ``head``, ``head_no_decay``.
+
+    Raises:
+        TrainingError: the model has no trainable parameter.
+    """
+    o = cfg.optim
+    groups = []
+    for name, params in model.parameter_groups().items():
+        lr = o.lr_backbone if name == "backbone" else o.lr_head
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        if decay:
+            groups.append({"name": name, "params": decay, "lr": lr, "weight_decay": o.weight_decay})
+        if no_decay:
+            groups.append(
+                {"name": f"{name}_no_decay", "params": no_decay, "lr": lr, "weight_decay": 0.0}
+            )
+    if not groups:
+        raise TrainingError("the model has no trainable parameters (everything is frozen)")
+    return torch.optim.AdamW(groups, betas=tuple(o.betas), eps=o.eps)
+
+
+def lr_factor(step: int, *, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """Learning-rate multiplier for the optimizer step numbered ``step`` (0-based).
+
+    Linear warmup over ``warmup_steps`` (the first step already gets ``1/warmup_steps``), then
+    ``linear`` or ``cosine`` decay to 0 at ``total_steps``, or ``constant``.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, max(0.0, (step - warmup_steps) / span))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+def _chunks(batches: list[list[int]], size: int) -> list[list[list[int]]]:
+    return [batches[i : i + size] for i in range(0, len(batches), size)]
+
+
+def _teacher_dim(src: SourceSpec) -> int:
+    """The teacher dimension of a source's first target field."""
+    _, arr = load_teacher_embeddings(src.dir, src.teacher_id, src.fields[0], mmap=True)
+    return int(arr.shape[1])
+
+
+# --------------------------------------------------------------------------- the run
+class _Run:
+    """State of one training run (kept in one object so the loop reads top to bottom)."""
+
+    def __init__(self, cfg: DistillConfig, exp_dir: Path, resume: bool) -> None:
+        self.cfg = cfg
+        self.exp_dir = exp_dir
+        self.env = init_distributed()
+        self.ckpt_dir = exp_dir / "checkpoints"
+        self.model_dir = exp_dir / "model"
+        self.metrics_file = exp_dir / "log" / "metrics.jsonl"
+        self.resume = resume
+        self.primary = f"dev_{cfg.eval.primary_metric}"
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self.last_dev: dict[str, float] = {}
+        self.last_ckpt: Path | None = None
+        self.pos = _Position()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg, env = self.cfg, self.env
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        if env.is_main:
+            self.exp_dir.mkdir(parents=True, exist_ok=True)
+        barrier(env)
+        setup_logging(self.exp_dir / "log" / "train.log", main=env.is_main)
+        found = latest_checkpoint(self.ckpt_dir)
+        if found is not None and not self.resume:
+            raise TrainingError(
+                f"{self.exp_dir}: holds checkpoints (newest {found.name}); pass resume=True "
+                "(--resume) to continue, or use a new experiment directory"
+            )
+        if env.is_main:
+            old = self.exp_dir / "config.yaml"
+            if self.resume and old.is_file():
+                prev = old.read_text("utf-8")
+                save_config(cfg, old)
+                if prev != old.read_text("utf-8"):
+                    log.warning("config differs from the one this experiment started with")
+            else:
+                save_config(cfg, old)
+            write_json(self.exp_dir / "env.json", environment_info(env))
+        log.info("experiment %s (world size %d)", self.exp_dir, env.world_size)
+
+        seed_everything(cfg.seed)
+        d = cfg.data
+        self.train_sources = resolve_sources(d.train, d.teacher_id, d.target_fields)
+        dev_sources = resolve_sources(d.dev, d.teacher_id, [cfg.eval_field])
+        # the model decides the sample rate: build it once the teacher dimension is known
+        self.model = build_model(cfg, _teacher_dim(self.train_sources[0]))
+        sr = self.model.sample_rate
+        self.train_data = build_distill_data(
+            self.train_sources, sample_rate=sr, max_duration=d.max_duration, role="train"
+        )
+        self.dev_data: DistillData | None = None
+        if dev_sources and env.is_main:
+            self.dev_data = build_distill_data(
+                dev_sources, sample_rate=sr, max_duration=None, role="dev"
+            )
+        n_params = sum(p.numel() for p in self.model.parameters())
+        n_train = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        log.info(
+            "model %s: %.2fM parameters (%.2fM trainable), embed_dim %d, %d Hz",
+            cfg.model.source,
+            n_params / 1e6,
+            n_train / 1e6,
+            self.model.embed_dim,
+            sr,
+        )
+        self._log_languages()
+
+        self.sampler = LanguageBalancedBatchSampler(
+            self.train_data.durations,
+            self.train_data.langs,
+            d.max_batch_seconds,
+            alpha=d.lang_alpha,
+            num_buckets=d.num_buckets,
+            shuffle=True,
+            seed=cfg.seed,
+            num_replicas=env.world_size if env.distributed else None,
+            rank=env.rank if env.distributed else None,
+        )
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.total_steps = self._total_steps()
+        o = cfg.optim
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: lr_factor(
+                s, warmup_steps=o.warmup_steps, total_steps=self.total_steps, schedule=o.schedule
+            ),
+        )
+        self.loss_fn = DistillLoss(cfg.loss.weights, temperature=cfg.loss.temperature)
+        log.info("loss %r; %d optimizer steps planned", self.loss_fn, self.total_steps)
+
+        if self.resume:
+            self._load_latest()
+        self.ddp: DistributedDataParallel | None = None
+        if env.distributed:
+            unused = self._find_unused()
+            self.ddp = DistributedDataParallel(self.model, find_unused_parameters=unused)
+            log.info("DDP over gloo, %d ranks, find_unused_parameters=%s", env.world_size, unused)
+
+    def _log_languages(self) -> None:
+        langs = self.train_data.langs
+        probs = language_probabilities(langs, self.cfg.data.lang_alpha)
+        counts = {lang: langs.count(lang) for lang in probs}
+        log.info(
+            "train languages (alpha=%.2f): %s",
+            self.cfg.data.lang_alpha,
+            ", ".join(f"{k}: {counts[k]} utts -> p={v:.3f}" for k, v in probs.items()),
+        )
+
+    def _total_steps(self) -> int:
+        cfg = self.cfg
+        per_epoch = math.ceil(
+            all_min(len(self.sampler.epoch_batches(0)), self.env) / cfg.optim.grad_accum
+        )
+        if per_epoch == 0:
+            raise TrainingError(
+                "no training batch: every utterance is longer than data.max_batch_seconds "
+                f"({cfg.data.max_batch_seconds}) or there are fewer batches than ranks"
+            )
+        self.steps_per_epoch = per_epoch
+        limits = []
+        if cfg.max_steps is not None:
+            limits.append(cfg.max_steps)
+        if cfg.epochs is not None:
+            limits.append(cfg.epochs * per_epoch)
+        return min(limits)
+
+    def _find_unused(self) -> bool:
+        """Whether DDP must look for unused parameters: layer drop, or a dry run leaving some
+        trainable parameter without a gradient.  RNG states are restored afterwards."""
+        bcfg = self.model.config.backbone_config
+        if float(bcfg.get("layerdrop", 0.0) or 0.0) > 0:
+            return True
+        state = rng_state()
+        batches = self.sampler.epoch_batches(0)
+        batch = collate_distill([self.train_data[i] for i in batches[0]])
+        out = self.model(batch["input_values"], batch["lengths"])
+        out["projected"].float().pow(2).sum().backward()
+        unused = any(p.grad is None for p in self.model.parameters() if p.requires_grad)
+        self.model.zero_grad(set_to_none=True)
+        set_rng_state(state)
+        return any_rank(unused, self.env)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _load_latest(self) -> None:
+        found = latest_checkpoint(self.ckpt_dir)
+        if found is None:
+            log.warning("resume requested but %s has no checkpoint: starting fresh", self.ckpt_dir)
+            return
+        state = load_checkpoint(found)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.pos = _Position(**state["position"])
+        self.sampler.load_state_dict(state["sampler"])
+        saved = state["sampler"]
+        mine = self.sampler.state_dict()
+        changed = [k for k in mine if k != "epoch" and saved.get(k) != mine[k]]
+        if changed:
+            log.warning("batching differs from the checkpoint's (%s): data order changes", changed)
+        best = state.get("best") or {}
+        self.best_value, self.best_step = best.get("value"), best.get("step")
+        rngs = state["rng"]
+        if len(rngs) == self.env.world_size:
+            set_rng_state(rngs[self.env.rank])
+        else:
+            log.warning(
+                "checkpoint has RNG states of %d ranks, now %d: reseeding",
+                len(rngs),
+                self.env.world_size,
+            )
+            seed_everything(self.cfg.seed + 1000 * self.pos.step + self.env.rank)
+        self.last_ckpt = found
+        log.info(
+            "resumed from %s: step %d, epoch %d, chunk %d",
+            found,
+            self.pos.step,
+            self.pos.epoch,
+            self.pos.chunk,
+        )
+
+    def _save(self) -> None:
+        rngs = gather_objects(rng_state(), self.env)
+        if self.env.is_main:
+            state = {
+                "step": self.pos.step,
+                "position": vars(self.pos).copy(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "sampler": self.sampler.state_dict(),
+                "rng": rngs,
+                "best": {"metric": self.primary, "value": self.best_value, "step": self.best_step},
+                "config": self.cfg.to_dict(),
+                "world_size": self.env.world_size,
+            }
+            self.last_ckpt = save_checkpoint(
+                state, self.ckpt_dir, self.pos.step, self.cfg.keep_last_n
+            )
+            log.info("saved %s", self.last_ckpt)
+        barrier(self.env)
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self) -> None:
+        if self.env.is_main and self.dev_data is not None:
+            t0 = time.time()
+            metrics = evaluate_dev(
+                self.model, self.dev_data, max_batch_seconds=self.cfg.eval.max_batch_seconds
+            )
+            self.last_dev = metrics
+            value = metrics.get(self.primary, float("nan"))
+            append_jsonl(self.metrics_file, {"step": self.pos.step, "split": "dev", **metrics})
+            improved = is_better(self.cfg.eval.primary_metric, value, self.best_value)
+            if improved:
+                self.best_value, self.best_step = value, self.pos.step
+                save_model_dir(self.model, self.model_dir)
+            log.info(
+                "step %d dev: %s (%.1fs)%s",
+                self.pos.step,
+                " ".join(
+                    f"{k[4:]}={metrics[k]:.4f}"
+                    for k in (
+                        "dev_recall@1",
+                        "dev_recall@5",
+                        "dev_mrr@10",
+                        "dev_xsim_error",
+                        "dev_cosine_distance",
+                    )
+                    if k in metrics
+                ),
+                time.time() - t0,
+                f" -> new best {self.primary}, saved {self.model_dir}" if improved else "",
+            )
+        barrier(self.env)
+
+    # ------------------------------------------------------------------ the loop
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        batches = self.sampler.epoch_batches(epoch)
+        n = all_min(len(batches), self.env)  # every rank must take the same number of steps
+        return batches[:n]
+
+    def _loader(self, batches: list[list[int]]) -> Iterator[dict[str, Any]]:
+        # a private generator: creating the iterator must not draw from the global torch RNG
+        loader = DataLoader(
+            self.train_data,
+            batch_sampler=batches,
+            collate_fn=collate_distill,
+            num_workers=self.cfg.data.num_workers,
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )
+        return iter(loader)
+
+    def _done(self) -> bool:
+        cfg = self.cfg
+        if self.pos.step >= self.total_steps:
+            return True
+        return cfg.epochs is not None and self.pos.epoch >= cfg.epochs
+
+    def train(self) -> TrainResult:
+        cfg, env = self.cfg, self.env
+        net: torch.nn.Module = self.ddp if self.ddp is not None else self.model
+        net.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.pos.step,
+            disable=not env.is_main,
+            unit="step",
+            dynamic_ncols=True,
+            desc="distill",
+        )
+        window: dict[str, list[float]] = {}
+        audio_seconds, t_window = 0.0, time.time()
+        last_eval = last_save = -1
+        while not self._done():
+            batches = self._epoch_batches(self.pos.epoch)
+            chunks = _chunks(batches, cfg.optim.grad_accum)
+            if self.pos.chunk >= len(chunks):
+                self.pos.epoch += 1
+                self.pos.chunk = 0
+                continue
+            it = self._loader([b for c in chunks[self.pos.chunk :] for b in c])
+            for chunk in chunks[self.pos.chunk :]:
+                self.optimizer.zero_grad(set_to_none=True)
+                parts: dict[str, float] = {}
+                for k in range(len(chunk)):
+                    batch = next(it)
+                    sync = self.ddp is None or k == len(chunk) - 1
+                    ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()  # type: ignore[union-attr]
+                    with ctx:
+                        out = net(batch["input_values"], batch["lengths"])
+                        res = self.loss_fn(out["projected"], batch["targets"], batch["groups"])
+                        (res.loss / len(chunk)).backward()
+                    for name, v in res.components.items():
+                        parts[name] = parts.get(name, 0.0) + v / len(chunk)
+                    audio_seconds += float(batch["lengths"].sum()) / self.model.sample_rate
+                if not all(math.isfinite(v) for v in parts.values()):
+                    raise TrainingError(
+                        f"step {self.pos.step + 1}: non-finite loss {parts} (epoch "
+                        f"{self.pos.epoch}); lower the learning rates or check the targets"
+                    )
+                clip = cfg.optim.grad_clip
+                gnorm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))
+                self.optimizer.step()
+                self.scheduler.step()
+                self.pos.step += 1
+                self.pos.chunk += 1
+                for name, v in parts.items():
+                    window.setdefault(name, []).append(v)
+                window.setdefault("grad_norm", []).append(float(gnorm))
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.4f}")
+
+                if self.pos.step % cfg.log_every == 0 or self.pos.step == self.total_steps:
+                    elapsed = max(time.time() - t_window, 1e-9)
+                    rec = {k: float(np.mean(v)) for k, v in window.items()}
+                    rec.update(
+                        {
+                            f"lr_{g['name']}": g["lr"]
+                            for g in self.optimizer.param_groups
+                            if not g["name"].endswith("_no_decay")
+                        }
+                    )
+                    rec["epoch"] = self.pos.epoch
+                    rec["audio_sec_per_sec"] = audio_seconds * env.world_size / elapsed
+                    if env.is_main:
+                        append_jsonl(
+                            self.metrics_file, {"step": self.pos.step, "split": "train", **rec}
+                        )
+                        log.info(
+                            "step %d epoch %d loss %.4f %s grad_norm %.3f lr %.2e/%.2e "
+                            "%.1f audio-s/s",
+                            self.pos.step,
+                            self.pos.epoch,
+                            rec["loss"],
+                            " ".join(f"{k} {rec[k]:.4f}" for k in self.loss_fn.weights),
+                            rec["grad_norm"],
+                            rec.get("lr_backbone", float("nan")),
+                            rec.get("lr_head", float("nan")),
+                            rec["audio_sec_per_sec"],
+                        )
+                    self.last_train_loss = rec["loss"]
+                    window, audio_seconds, t_window = {}, 0.0, time.time()
+                if self.pos.step % cfg.eval_every == 0:
+                    self._evaluate()
+                    last_eval = self.pos.step
+                if self.pos.step % cfg.save_every == 0:
+                    self._save()
+                    last_save = self.pos.step
+                if self._done():
+                    break
+        bar.close()
+        if last_eval != self.pos.step:
+            self._evaluate()
+        if last_save != self.pos.step:
+            self._save()
+        if env.is_main and (self.dev_data is None or not self.model_dir.exists()):
+            save_model_dir(self.model, self.model_dir)
+            log.info("saved final model to %s", self.model_dir)
+        if env.is_main:
+            png = plot_curves(self.metrics_file, self.exp_dir / "log" / "curves.png", self.primary)
+            if png:
+                log.info("curves: %s", png)
+        barrier(env)
+        log.info(
+            "done: %d steps, best %s=%s at step %s",
+            self.pos.step,
+            self.primary,
+            "n/a" if self.best_value is None else f"{self.best_value:.4f}",
+            self.best_step,
+        )
+        return TrainResult(
+            exp_dir=self.exp_dir,
+            model_dir=self.model_dir,
+            step=self.pos.step,
+            epoch=self.pos.epoch,
+            best_metric=self.primary,
+            best_value=self.best_value,
+            best_step=self.best_step,
+            last_checkpoint=self.last_ckpt,
+            dev_metrics=dict(self.last_dev),
+            train_loss=getattr(self, "last_train_loss", None),
+        )
+
+
+def train_distill(
+    config: DistillConfig, exp_dir: str | os.PathLike, *, resume: bool = False
+) -> TrainResult:
+    """Distil a speech encoder into the teacher's space.
+
+    Works in one process and under ``torchrun`` (DDP over gloo; only rank 0 writes).
+
+    Args:
+        config: a validated :class:`DistillConfig` (see :func:`speechx.distill.load_config`).
+        exp_dir: the experiment directory (created).
+        resume: continue from the newest ``exp_dir/checkpoints/ckpt-*.pt``; without a
+            checkpoint the run starts fresh (with a warning).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        TrainingError: ``exp_dir`` has checkpoints but ``resume`` is false, no usable
+            training data, a non-finite loss, a model/teacher dimension mismatch.
+        ConfigError: an invalid config.
+        speechx.errors.SpeechxError: unreadable data dirs, audio or teacher embeddings.
+    """
+    config.validate()
+    run = _Run(config, Path(exp_dir), resume)
+    try:
+        run.setup()
+        return run.train()
+    finally:
+        close_logging()
+
+
+__all__ = [
+    "TrainResult",
+    "build_model",
+    "build_optimizer",
+    "list_checkpoints",
+    "lr_factor",
+    "train_distill",
+]
