@@ -205,17 +205,23 @@ class EmbeddingIndex:
         return self._faiss.reconstruct_n(0, self._faiss.ntotal)
 
     # ---------------------------------------------------------------- search
-    def search(self, queries: np.ndarray, top_k: int = 10) -> SearchResult:
+    def search(
+        self, queries: np.ndarray, top_k: int = 10, *, nprobe: int | None = None
+    ) -> SearchResult:
         """Return the ``top_k`` best corpus rows for each query, best first.
 
         Args:
             queries: float ``[Q, D]`` (or one query ``[D]``, treated as ``[1, D]``).
             top_k: hits per query; values above the corpus size return every row (so the
                 result has ``min(top_k, N)`` columns).
+            nprobe: IVF cells to visit for this search (``faiss-ivf`` only); default
+                ``config.nprobe``.
 
         Returns:
             A :class:`SearchResult` with ``[Q, min(top_k, N)]`` arrays. The exact backend breaks
-            score ties by the lower corpus index; FAISS backends make no such promise.
+            score ties by the lower corpus index; FAISS backends make no such promise, and
+            ``faiss-ivf`` returns index -1 (id ``""``, score about -3.4e38) when the probed cells
+            hold fewer than ``k`` rows.
 
         Raises:
             RetrievalError: ``top_k < 1``, a dimension mismatch, NaN/inf or all-zero (cosine)
@@ -249,7 +255,10 @@ class EmbeddingIndex:
             )
         else:
             if self.config.backend == "faiss-ivf":
-                self._faiss.nprobe = self.config.nprobe
+                probe = self.config.nprobe if nprobe is None else nprobe
+                if probe < 1:
+                    raise RetrievalError(f"nprobe must be positive, got {probe}")
+                self._faiss.nprobe = probe
             sc, idx = self._faiss.search(q, k)
             idx = idx.astype(np.int64, copy=False)
             sc = sc.astype(np.float32, copy=False)

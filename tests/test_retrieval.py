@@ -70,6 +70,26 @@ def test_ivf_probing_every_cell_is_exact() -> None:
     assert ivf.config.nlist == 8
     exact = EmbeddingIndex.build(corpus, backend="exact").search(queries, 5)
     np.testing.assert_array_equal(ivf.search(queries, 5).indices, exact.indices)
+    one_cell = ivf.search(queries, 5, nprobe=1)  # approximate: usually misses some hits
+    assert one_cell.indices.shape == (20, 5)
+    assert not np.array_equal(one_cell.indices, exact.indices)
+
+
+def test_exact_search_never_scores_more_than_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes = []
+    real = retrieval._block_topk
+
+    def spy(block: np.ndarray, k: int):  # noqa: ANN202
+        shapes.append(block.shape)
+        return real(block, k)
+
+    monkeypatch.setattr(retrieval, "_block_topk", spy)
+    rng = np.random.default_rng(13)
+    corpus, queries = _unit(rng, 100, 4), _unit(rng, 10, 4)
+    res = EmbeddingIndex.build(corpus, query_chunk=4, corpus_chunk=30).search(queries, 3)
+    assert max(r for r, _ in shapes) == 4 and max(c for _, c in shapes) == 30
+    assert len(shapes) == 3 * 4  # 3 query chunks x 4 corpus chunks
+    np.testing.assert_array_equal(res.indices, _naive(queries, corpus, 3)[0])
 
 
 def test_top_k_above_corpus_size_returns_every_row() -> None:

@@ -157,6 +157,22 @@ def test_chunked_agrees_with_naive(monkeypatch: pytest.MonkeyPatch, block: int) 
         assert xsim_error(q, c, gold, k=k) == pytest.approx(_naive_xsim(q, c, gold, k))
 
 
+def test_blocks_stay_within_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mr, "BLOCK_ELEMENTS", 100)
+    seen = []
+    real = mr._ranks_block
+
+    def spy(block, g_idx, g_valid):  # noqa: ANN001, ANN202
+        seen.append(block.shape)
+        return real(block, g_idx, g_valid)
+
+    monkeypatch.setattr(mr, "_ranks_block", spy)
+    rng = np.random.default_rng(2)
+    m = retrieval_metrics(rng.standard_normal((50, 3)), rng.standard_normal((40, 3)), [0] * 50)
+    assert m["n_queries"] == 50
+    assert all(r * c <= 100 for r, c in seen) and sum(r for r, _ in seen) == 50
+
+
 # ------------------------------------------------------------- property tests
 @st.composite
 def _problem(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, list[set[int]]]:
