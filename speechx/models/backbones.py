@@ -251,7 +251,11 @@ class HFAudioBackbone(Backbone):
         return [p for layer in layers[:n] for p in layer.parameters()]
 
     def enable_gradient_checkpointing(self) -> None:
-        self.model.gradient_checkpointing_enable()
+        # transformers 5 renamed gradient_checkpointing_enable (deprecated, removed in v6)
+        enable = getattr(self.model, "activation_checkpointing_enable", None)
+        if enable is None:
+            enable = self.model.gradient_checkpointing_enable
+        enable()
 
 
 def _check_hf_config(where: str, cfg: transformers.PretrainedConfig) -> None:

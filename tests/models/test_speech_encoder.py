@@ -232,3 +232,21 @@ def test_config_errors(fields, message):
 def test_mha_heads_must_divide_hidden_size(make_encoder):
     with pytest.raises(ModelError, match="pooling_heads=3 does not divide"):
         make_encoder(pooling="mha", pooling_heads=3)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(make_encoder):
+    x, lengths = torch.randn(2, 3000), torch.tensor([3000, 2200])
+    grads = []
+    for checkpointing in (False, True):
+        enc = make_encoder(gradient_checkpointing=checkpointing).train()
+        enc(x, lengths)["embeddings"][:, 0].sum().backward()
+        grads.append(enc.backbone.model.encoder.layers[0].attention.q_proj.weight.grad)
+    torch.testing.assert_close(grads[1], grads[0])
+
+
+def test_backbone_registry_is_consistent():
+    from speechx.models import BACKBONES, Backbone
+
+    for key, cls in BACKBONES.items():
+        assert issubclass(cls, Backbone)
+        assert cls.name == key == cls.config_class.model_type
