@@ -43,6 +43,8 @@ class DistEnv:
     world_size: int = 1
     rank: int = 0
     local_rank: int = 0
+    #: True when :func:`init_distributed` created the process group (and should destroy it).
+    owns_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -65,9 +67,17 @@ def init_distributed() -> DistEnv:
         return DistEnv()
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    owns = False
     if not dist.is_initialized():
         dist.init_process_group("gloo", timeout=_dt.timedelta(minutes=60))
-    return DistEnv(world_size=world, rank=rank, local_rank=local)
+        owns = True
+    return DistEnv(world_size=world, rank=rank, local_rank=local, owns_group=owns)
+
+
+def shutdown_distributed(env: DistEnv) -> None:
+    """Destroy the process group if :func:`init_distributed` created it."""
+    if env.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(env: DistEnv) -> None:

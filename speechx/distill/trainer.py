@@ -67,6 +67,7 @@ from speechx.distill.runtime import (
     seed_everything,
     set_rng_state,
     setup_logging,
+    shutdown_distributed,
     write_json,
 )
 from speechx.distill.sampling import LanguageBalancedBatchSampler, language_probabilities
@@ -627,6 +628,7 @@ def train_distill(
         return run.train()
     finally:
         close_logging()
+        shutdown_distributed(run.env)
 
 
 __all__ = [
