@@ -204,7 +204,20 @@ def _chunks(batches: list[list[int]], size: int) -> list[list[list[int]]]:
 
 
 def _teacher_dim(src: SourceSpec) -> int:
-    """The teacher dimension of a source's first target field."""
+    """The teacher dimension of a source's first target field.
+
+    Raises:
+        TrainingError: the data dir has no embeddings of this teacher id (the ids it has are
+            listed: a teacher *name* such as "use-multilingual" is not its id).
+    """
+    tdir = Path(src.dir) / "teacher"
+    if not (tdir / src.teacher_id).is_dir():
+        have = sorted(p.name for p in tdir.iterdir() if p.is_dir()) if tdir.is_dir() else []
+        raise TrainingError(
+            f"{src.dir}: no teacher embeddings for teacher id {src.teacher_id!r} "
+            f"(present: {have or 'none'}; run the teacher stage, and set data.teacher_id to "
+            "the teacher's teacher_id)"
+        )
     _, arr = load_teacher_embeddings(src.dir, src.teacher_id, src.fields[0], mmap=True)
     return int(arr.shape[1])
 
