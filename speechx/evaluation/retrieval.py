@@ -491,7 +491,7 @@ class RetrievalEvaluator:
         )
         out: dict[str, float] = {}
         for row in rows:
-            for metric in ROW_METRICS:
+            for metric in (*ROW_METRICS, "own_language_top1"):
                 if metric in row:
                     out[f"{self.name}_{row['query']}_to_{row['target']}_{metric}"] = float(
                         row[metric]

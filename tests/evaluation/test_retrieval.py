@@ -223,6 +223,9 @@ def test_evaluator_keys_and_primary_metric(tmp_path: Path) -> None:
     assert all(isinstance(x, float) for x in scores.values())
     line = json.loads((tmp_path / "dev_retrieval.jsonl").read_text().splitlines()[0])
     assert line["epoch"] == 1 and line["steps"] == 10 and len(line["rows"]) == 3
+    agnostic = RetrievalEvaluator(texts, encode, name="dev", language_agnostic=True)("model-B")
+    assert 0.0 <= agnostic["dev_speech:nl_to_text:all_own_language_top1"] <= 1.0
+    assert agnostic["dev_recall@1"] == scores["dev_recall@1"]  # the mean leaves text:all out
     with pytest.raises(EvaluationError, match="primary metric"):
         RetrievalEvaluator(texts, encode, primary="accuracy")
     assert not RetrievalEvaluator(texts, encode, primary="xsim_error").greater_is_better
