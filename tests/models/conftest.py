@@ -17,6 +17,7 @@ def tiny_backbone_config(norm: str = "layer", backbone: str = "wav2vec2") -> dic
     if backbone == "data2vec-audio":  # no feat_extract_norm: its front end is always layer norm
         cfg.pop("feat_extract_norm")
         cfg.pop("do_stable_layer_norm")
+        cfg["num_conv_pos_embeddings"] = 3  # here: the number of positional conv layers
     else:
         cfg["feat_extract_norm"] = norm
         cfg["do_stable_layer_norm"] = norm == "layer"

@@ -28,7 +28,7 @@ def _forward_one(enc: SpeechEncoder, wav: np.ndarray) -> np.ndarray:
 
 def test_encode_keeps_input_order_with_mixed_lengths(make_encoder, rng):
     enc = make_encoder(pooling="attention")
-    wavs = [_wav(rng, s) for s in (0.3, 1.1, 0.05, 0.7, 0.9)]
+    wavs = [_wav(rng, s) for s in (0.3, 0.6, 0.05, 0.45, 0.5)]
     enc.train()
     out = enc.encode([(w, 16000) for w in wavs], batch_size=2)
     assert enc.training  # mode restored
