@@ -403,7 +403,7 @@ def _block_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k == n_cols:
         idx = np.broadcast_to(np.arange(n_cols, dtype=np.int64), block.shape).copy()
         return idx, block.copy()
-    part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+    part = np.argpartition(block, n_cols - k, axis=1)[:, n_cols - k :]  # no negated copy
     part_sc = np.take_along_axis(block, part, axis=1)
     kth = part_sc.min(axis=1)
     # argpartition picks an arbitrary subset of the items tied with the k-th best score;
