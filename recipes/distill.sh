@@ -20,15 +20,14 @@ nproc=1                    # >1 trains with torchrun (DDP, gloo on CPU)
 train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
 corpus=fillets
 corpus_dir=""              # where the corpus is; empty = the corpus module's default
-speech_langs="nl en"
+speech_langs="nl"          # fillets "en" clips are mostly German/Russian lines
 text_langs="en nl de fr es it ru pl"
 synth_langs="en de fr es it nl pl ru"
 synth_max_sentences=0      # 0 = every sentence
-synth_voices=4             # speakers (voice variants) per language
 teacher=use-multilingual
 cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or ~/.cache/speechx
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
-_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences synth_voices teacher cache_dir test_sets"
+_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -73,11 +72,18 @@ fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ -n "$synth_langs" ]; then
   log "Stage 2: synthesize ${synth_langs} with espeak-ng (nj=${nj})"
   # Resumable by itself: clips already written are kept.
+  max_opt=()
+  [ "$synth_max_sentences" -gt 0 ] && max_opt=(--max-sentences "$synth_max_sentences")
   # shellcheck disable=SC2086
   speechx prepare synth --sentences "data/local/${corpus}_sentences.tsv" --out-dir data \
-    --langs $synth_langs --max-sentences "$synth_max_sentences" --voices "$synth_voices" \
-    --nj "$nj" 2>&1 | tee "${expdir}/log/prepare_synth.log"
+    --audio-dir data/audio/synth --langs $synth_langs "${max_opt[@]}" --nj "$nj" 2>&1 \
+    | tee "${expdir}/log/prepare_synth.log"
 fi
+
+# Only the dirs that preparation produced (a language may lack a split).
+existing=()
+for s in "${sets[@]}"; do [ -d "$s" ] && existing+=("$s"); done
+sets=("${existing[@]}")
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: validate data dirs"

@@ -328,10 +328,17 @@ def render_summary(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def row_label(row: Mapping[str, Any]) -> str:
+    """The query label of a row: ``speech:nl``, or ``speech:nl (fillets_nl_test)`` when the row
+    names its data set (several sets can hold speech of one language)."""
+    q = str(row["query"])
+    return f"{q} ({row['set']})" if row.get("set") else q
+
+
 def _grid(rows: Sequence[Mapping[str, Any]], metric: str = "recall@1") -> list[str]:
-    qs = list(dict.fromkeys(str(r["query"]) for r in rows))
+    qs = list(dict.fromkeys(row_label(r) for r in rows))
     ts = sorted({str(r["target"]) for r in rows}, key=lambda t: (t == ALL_TEXT, t))
-    cell = {(str(r["query"]), str(r["target"])): r.get(metric) for r in rows}
+    cell = {(row_label(r), str(r["target"])): r.get(metric) for r in rows}
     out = ["| query \\ target | " + " | ".join(ts) + " |", "|---" * (len(ts) + 1) + "|"]
     for q in qs:
         out.append(f"| {q} | " + " | ".join(_fmt(cell.get((q, t))) for t in ts) + " |")
@@ -382,13 +389,13 @@ def write_heatmap(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    qs = list(dict.fromkeys(str(r["query"]) for r in rows))
+    qs = list(dict.fromkeys(row_label(r) for r in rows))
     ts = sorted({str(r["target"]) for r in rows}, key=lambda t: (t == ALL_TEXT, t))
     grid = np.full((len(qs), len(ts)), np.nan)
     for r in rows:
         v = r.get(metric)
         if v is not None:
-            grid[qs.index(str(r["query"])), ts.index(str(r["target"]))] = float(v)
+            grid[qs.index(row_label(r)), ts.index(str(r["target"]))] = float(v)
     fig = Figure(figsize=(1.2 + 0.9 * len(ts), 1.0 + 0.6 * len(qs)), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)

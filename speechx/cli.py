@@ -1,0 +1,382 @@
+"""The ``speechx`` command line: ``speechx <verb> --help``.
+
+The CLI only parses arguments and calls library functions; every verb imports what it needs
+lazily so that ``speechx --help`` stays instant.  Errors that bad input causes are printed as
+one line naming the file or utterance, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from speechx.errors import SpeechxError
+
+# Corpus preparation modules, reached by name: speechx never imports data_prep directly.
+CORPORA: dict[str, str] = {
+    "fillets": "data_prep.fillets",
+    "synth": "data_prep.synth",
+}
+
+_VERBS: dict[str, tuple[Callable[[argparse.Namespace], int | None], str]] = {}
+
+
+def _verb(name: str, help_: str):
+    def deco(fn):
+        _VERBS[name] = (fn, help_)
+        return fn
+
+    return deco
+
+
+# ---------------------------------------------------------------------------------- data
+@_verb("prepare", "prepare a corpus into Kaldi data dirs (speechx prepare <corpus> --help)")
+def _prepare(args: argparse.Namespace) -> int | None:
+    if args.corpus not in CORPORA:
+        raise SpeechxError(f"unknown corpus {args.corpus!r}; known: {', '.join(sorted(CORPORA))}")
+    module = importlib.import_module(CORPORA[args.corpus])
+    return module.main(args.corpus_args)
+
+
+@_verb("validate-data", "validate Kaldi data dirs and list every problem")
+def _validate(args: argparse.Namespace) -> int:
+    from speechx.data.validate import validate_data_dir
+
+    bad = 0
+    for d in args.data_dirs:
+        report = validate_data_dir(d, check_audio=not args.no_audio, allow_pipes=args.allow_pipes)
+        print(report)
+        bad += not report.ok
+    return 1 if bad else 0
+
+
+@_verb("fix-data", "sort a Kaldi data dir and drop incomplete utterances, with a report")
+def _fix(args: argparse.Namespace) -> int:
+    from speechx.data.validate import fix_data_dir
+
+    for d in args.data_dirs:
+        print(fix_data_dir(d))
+    return 0
+
+
+@_verb("recipe-vars", "print a config's recipe: section as shell assignments (for run.sh)")
+def _recipe_vars(args: argparse.Namespace) -> int:
+    import yaml
+
+    with open(args.config, encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh) or {}
+    section = cfg.get("recipe") or {}
+    if not isinstance(section, dict):
+        raise SpeechxError(f"{args.config}: 'recipe' must be a mapping")
+    for key, value in section.items():
+        if not str(key).isidentifier():
+            raise SpeechxError(f"{args.config}: recipe key {key!r} is not a valid variable name")
+        if isinstance(value, list):
+            value = " ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif value is None:
+            value = ""
+        print(f"{key}={shlex.quote(str(value))}")
+    return 0
+
+
+def _add_data_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    p = sub["prepare"]
+    p.add_argument("corpus", help=f"one of: {', '.join(sorted(CORPORA))}")
+    p.add_argument("corpus_args", nargs=argparse.REMAINDER, help="options of the corpus module")
+    p = sub["validate-data"]
+    p.add_argument("data_dirs", nargs="+", type=Path)
+    p.add_argument("--no-audio", action="store_true", help="do not open the audio files")
+    p.add_argument("--allow-pipes", action="store_true", help="accept 'cmd |' wav.scp entries")
+    p = sub["fix-data"]
+    p.add_argument("data_dirs", nargs="+", type=Path)
+    p = sub["recipe-vars"]
+    p.add_argument("config", type=Path)
+
+
+# ------------------------------------------------------------------------------ teachers
+@_verb("teacher-embed", "embed transcripts and translations of data dirs with a text teacher")
+def _teacher_embed(args: argparse.Namespace) -> int:
+    from speechx.teachers import CachedTeacher, embed_data_dir, load_teacher
+
+    teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    for d in args.data_dirs:
+        out = embed_data_dir(d, teacher, fields=args.fields, batch_size=args.batch_size)
+        print(out)
+    print(
+        f"teacher {teacher.teacher_id}: {teacher.hits} texts from the cache, "
+        f"{teacher.misses} encoded"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------ training
+@_verb("distill", "distill a speech encoder into a text teacher's space")
+def _distill(args: argparse.Namespace) -> int:
+    from speechx.distill import load_config, train_distill
+    from speechx.teachers import load_teacher
+
+    overrides = list(args.train_args)
+    if args.teacher:
+        overrides.append(f"data.teacher_id={load_teacher(args.teacher).teacher_id}")
+    cfg = load_config(args.config, overrides)
+    result = train_distill(cfg, args.exp_dir, resume=args.resume)
+    print(result.model_dir)
+    return 0
+
+
+# ------------------------------------------------------------------------ encode / search
+def _read_inputs(args: argparse.Namespace, sample_rate: int) -> tuple[list[str], list]:
+    """Utterance ids and encoder inputs from --data-dir or audio paths."""
+    from speechx.audio import load_audio
+    from speechx.data import KaldiDir
+
+    if args.data_dir:
+        kdir = KaldiDir.read(args.data_dir)
+        ids = kdir.utt_ids
+        if not kdir.segments:
+            return ids, [kdir.audio_path(u) for u in ids]
+        inputs = []
+        for u in ids:
+            start, end = kdir.segment(u)
+            inputs.append(
+                (load_audio(kdir.audio_path(u), sample_rate, start=start, end=end), sample_rate)
+            )
+        return ids, inputs
+    if not args.audio:
+        raise SpeechxError("give audio files or --data-dir")
+    return [str(a) for a in args.audio], [str(a) for a in args.audio]
+
+
+@_verb("encode", "embed speech with a trained model (ids.txt + embeddings.npy)")
+def _encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from speechx.models import SpeechEncoder
+
+    model = SpeechEncoder.from_pretrained(args.model)
+    ids, inputs = _read_inputs(args, model.config.sample_rate)
+    emb = model.encode(inputs, batch_size=args.batch_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_save(out / "embeddings.npy", lambda fh: np.save(fh, emb))
+    _atomic_save(out / "ids.txt", lambda fh: fh.write("".join(f"{i}\n" for i in ids).encode()))
+    print(f"{emb.shape[0]} embeddings of dim {emb.shape[1]} -> {out}")
+    return 0
+
+
+@_verb("index", "build a search index from embeddings (encode output, or teacher texts)")
+def _index(args: argparse.Namespace) -> int:
+    from speechx.retrieval import EmbeddingIndex
+
+    if args.embeddings:
+        ids, emb = _load_embeddings(args.embeddings)
+    else:
+        from speechx.data import KaldiDir
+        from speechx.teachers import CachedTeacher, load_teacher
+
+        teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+        kdir = KaldiDir.read(args.text_dir)
+        texts = kdir.text if args.field == "text" else kdir.translations.get(args.field[5:], {})
+        if not texts:
+            raise SpeechxError(f"{args.text_dir}: no {args.field} lines")
+        ids = sorted(texts)
+        emb = teacher.encode([texts[i] for i in ids])
+    index = EmbeddingIndex.build(emb, ids=ids, backend=args.backend, normalize=True)
+    index.save(args.out)
+    print(f"{len(index)} rows -> {args.out} ({index!r})")
+    return 0
+
+
+@_verb("search", "search an index with speech (audio files or a data dir) or embeddings")
+def _search(args: argparse.Namespace) -> int:
+    from speechx.retrieval import EmbeddingIndex
+
+    index = EmbeddingIndex.load(args.index)
+    if args.queries:
+        ids, emb = _load_embeddings(args.queries)
+    else:
+        if not args.model:
+            raise SpeechxError("give --model to embed audio queries, or --queries embeddings")
+        from speechx.models import SpeechEncoder
+
+        model = SpeechEncoder.from_pretrained(args.model)
+        ids, inputs = _read_inputs(args, model.config.sample_rate)
+        emb = model.encode(inputs, batch_size=args.batch_size)
+    res = index.search(emb, top_k=args.top_k)
+    lines = []
+    for qid, hit_ids, scores in zip(ids, res.ids, res.scores, strict=True):
+        hits = [
+            {"id": h, "score": round(float(s), 5)} for h, s in zip(hit_ids, scores, strict=True)
+        ]
+        lines.append(json.dumps({"query": qid, "hits": hits}, ensure_ascii=False))
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save(Path(args.out), lambda fh: fh.write(text.encode()))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@_verb("evaluate-retrieval", "speech/text retrieval on test data dirs -> results/retrieval.json")
+def _evaluate_retrieval(args: argparse.Namespace) -> int:
+    from speechx.evaluation.speech_retrieval import evaluate_speech_retrieval
+    from speechx.models import SpeechEncoder
+    from speechx.teachers import CachedTeacher, load_teacher
+
+    model = SpeechEncoder.from_pretrained(args.model)
+    teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    path = evaluate_speech_retrieval(
+        model,
+        args.data_dirs,
+        args.out_dir,
+        teacher_id=teacher.teacher_id,
+        teacher=teacher,
+        text_langs=args.text_langs,
+        model_name=str(args.model),
+        split=args.split,
+        sample_rate=model.config.sample_rate,
+        batch_size=args.batch_size,
+    )
+    print(path)
+    return 0
+
+
+def _load_embeddings(d: Path) -> tuple[list[str], Any]:
+    import numpy as np
+
+    d = Path(d)
+    if not (d / "embeddings.npy").is_file() or not (d / "ids.txt").is_file():
+        raise SpeechxError(f"{d}: expected embeddings.npy and ids.txt (from `speechx encode`)")
+    ids = (d / "ids.txt").read_text(encoding="utf-8").split()
+    emb = np.load(d / "embeddings.npy")
+    if emb.ndim != 2 or emb.shape[0] != len(ids):
+        raise SpeechxError(f"{d}: {len(ids)} ids but embeddings of shape {emb.shape}")
+    return ids, emb
+
+
+def _atomic_save(path: Path, write: Callable[[Any], Any]) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    for name in ("teacher-embed", "distill", "index", "evaluate-retrieval"):
+        sub[name].add_argument(
+            "--teacher",
+            default="use-multilingual" if name != "distill" else None,
+            help="teacher name: use-multilingual (default) or hf:<dir>",
+        )
+    for name in ("teacher-embed", "index", "evaluate-retrieval"):
+        sub[name].add_argument(
+            "--cache-dir",
+            type=Path,
+            default=None,
+            help="teacher embedding cache (default $SPEECHX_CACHE or ~/.cache)",
+        )
+    p = sub["teacher-embed"]
+    p.add_argument("data_dirs", nargs="+", type=Path)
+    p.add_argument(
+        "--fields",
+        nargs="+",
+        default=None,
+        help="text and/or text.<lang> (default: every one the dir has)",
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p = sub["distill"]
+    p.add_argument("--config", required=True, type=Path, help="YAML training config")
+    p.add_argument("--exp-dir", required=True, type=Path)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument(
+        "--train-args",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. max_steps=100 optim.lr_head=1e-3",
+    )
+    for name in ("encode", "search"):
+        p = sub[name]
+        p.add_argument("audio", nargs="*", type=Path, help="audio files")
+        p.add_argument("--data-dir", type=Path, help="a Kaldi data dir instead of audio files")
+        p.add_argument("--batch-size", type=int, default=16)
+    sub["encode"].add_argument("--model", required=True, type=Path, help="speechx model dir")
+    sub["encode"].add_argument("--out", required=True, type=Path, help="output directory")
+    p = sub["search"]
+    p.add_argument("--index", required=True, type=Path)
+    p.add_argument("--model", type=Path, help="speechx model dir (to embed audio queries)")
+    p.add_argument("--queries", type=Path, help="query embeddings dir (from `speechx encode`)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--out", type=Path, help="write JSONL here instead of stdout")
+    p = sub["index"]
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--embeddings", type=Path, help="dir with embeddings.npy + ids.txt")
+    src.add_argument("--text-dir", type=Path, help="Kaldi dir whose texts are embedded")
+    p.add_argument("--field", default="text", help="text or text.<lang> (with --text-dir)")
+    p.add_argument(
+        "--backend", default="auto", choices=["auto", "exact", "faiss-flat", "faiss-ivf"]
+    )
+    p.add_argument("--out", required=True, type=Path)
+    p = sub["evaluate-retrieval"]
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--data-dirs", nargs="+", required=True, type=Path, help="test data dirs")
+    p.add_argument("--out-dir", required=True, type=Path, help="results dir")
+    p.add_argument("--text-langs", nargs="*", default=None, help="text languages to score")
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=16)
+
+
+# ------------------------------------------------------------------------------- parsing
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechx",
+        description="Speech and text in one multilingual sentence-embedding space.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    sub: dict[str, argparse.ArgumentParser] = {}
+    for name, (_, help_) in _VERBS.items():
+        sub[name] = subparsers.add_parser(name, help=help_, description=help_)
+    _add_data_args(sub)
+    _add_model_args(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    fn, _ = _VERBS[args.verb]
+    try:
+        rc = fn(args)
+    except SpeechxError as exc:
+        print(f"speechx {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"speechx {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
