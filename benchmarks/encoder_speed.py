@@ -10,6 +10,7 @@ multiple of real time (seconds of audio embedded per wall second).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -18,22 +19,29 @@ import torch
 from speechx.models import build_encoder
 
 
-def train_step_seconds(preset: str, batch: int, seconds: float, repeats: int, sr: int) -> float:
-    """Mean wall time of forward + backward on a batch of random audio (after one warm-up)."""
+def train_step_seconds(
+    preset: str, batch: int, seconds: float, repeats: int, sr: int
+) -> tuple[float, float]:
+    """Mean wall and process-CPU time of forward + backward on random audio (after a warm-up).
+
+    CPU time divided by the thread count approximates the wall time on an idle machine; it is
+    printed because these machines are shared and wall time alone swings with the load.
+    """
     enc = build_encoder(preset, embed_dim=512, pooling="attention").train()
     x = torch.randn(batch, int(seconds * sr)) * 0.1
     lengths = torch.full((batch,), x.shape[1], dtype=torch.long)
     target = torch.nn.functional.normalize(torch.randn(batch, 512), dim=-1)
-    times = []
+    wall, cpu = [], []
     for i in range(repeats + 1):
         enc.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         emb = enc(x, lengths)["embeddings"]
         loss = (1 - (emb * target).sum(-1)).mean()
         loss.backward()
         if i:  # the first pass warms up allocators and kernels
-            times.append(time.perf_counter() - t0)
-    return float(np.mean(times))
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return float(np.mean(wall)), float(np.mean(cpu))
 
 
 def encode_realtime_factor(preset: str, n: int, seconds: float, batch_size: int, sr: int) -> float:
@@ -63,12 +71,14 @@ def main() -> None:
     audio = args.batch * args.seconds
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for preset in args.presets:
-        step = train_step_seconds(preset, args.batch, args.seconds, args.repeats, sr)
+        step, cpu = train_step_seconds(preset, args.batch, args.seconds, args.repeats, sr)
         rtf = encode_realtime_factor(preset, args.encode_n, args.seconds, args.batch, sr)
         print(
-            f"{preset:22s} fwd+bwd {args.batch}x{args.seconds:g}s: {step:6.2f} s/step "
-            f"({audio / step:5.1f} s audio/s)   encode: {rtf:6.1f}x real time"
+            f"{preset:22s} fwd+bwd {args.batch}x{args.seconds:g}s: {step:6.2f} s/step wall, "
+            f"{cpu:6.2f} s CPU ({audio / step:5.1f} s audio/s wall)   "
+            f"encode: {rtf:6.1f}x real time"
         )
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
