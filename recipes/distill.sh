@@ -92,7 +92,9 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: teacher embeddings (${teacher})"
-  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" "${sets[@]}" 2>&1 \
+  fields=(text)
+  for l in $text_langs; do fields+=("text.$l"); done
+  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" --fields "${fields[@]}" -- "${sets[@]}" 2>&1 \
     | tee "${expdir}/log/teacher_embed.log"
 fi
 
