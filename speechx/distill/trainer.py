@@ -34,6 +34,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from speechx.distill.checkpoint import (
     latest_checkpoint,
@@ -486,6 +487,13 @@ class _Run:
         return cfg.epochs is not None and self.pos.epoch >= cfg.epochs
 
     def train(self) -> TrainResult:
+        # rank 0's log lines go through tqdm.write, so they do not collide with the bar
+        # (not on other ranks: the redirect drops their console handler's WARNING level)
+        redirect = logging_redirect_tqdm(loggers=[log]) if self.env.is_main else None
+        with redirect or contextlib.nullcontext():
+            return self._train()
+
+    def _train(self) -> TrainResult:
         cfg, env = self.cfg, self.env
         net: torch.nn.Module = self.ddp if self.ddp is not None else self.model
         net.train()
@@ -493,7 +501,8 @@ class _Run:
         bar = tqdm(
             total=self.total_steps,
             initial=self.pos.step,
-            disable=not env.is_main,
+            # rank 0 only, and only on a terminal (None): a recipe's tee'd log gets log lines
+            disable=None if env.is_main else True,
             unit="step",
             dynamic_ncols=True,
             desc="distill",
