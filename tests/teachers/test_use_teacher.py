@@ -45,3 +45,9 @@ def test_interface_and_batch_independence(use: USETeacher) -> None:
 
 def test_denoise_changes_the_teacher_id() -> None:
     assert USETeacher(denoise=True).teacher_id == "use-multilingual-v3-denoise"
+
+
+def test_threads_default_and_validation() -> None:
+    assert USETeacher().config.threads == 1
+    with pytest.raises(TeacherError, match="threads must be a positive int"):
+        USETeacher(threads=0)
