@@ -137,10 +137,11 @@ def embed_data_dir(
             continue
         emb = np.full((len(ids), teacher.dim), np.nan, dtype=np.float32)
         rows = [i for i, t in enumerate(texts) if t]
-        if rows:
-            emb[rows] = teacher.encode(
-                [texts[i] for i in rows], batch_size=batch_size, show_progress=show_progress
-            )
+        unique = list(dict.fromkeys(texts[i] for i in rows))  # a repeated line is encoded once
+        if unique:
+            vecs = teacher.encode(unique, batch_size=batch_size, show_progress=show_progress)
+            where = {t: j for j, t in enumerate(unique)}
+            emb[rows] = vecs[[where[texts[i]] for i in rows]]
         atomic_write(out / f"{f}.npy", lambda fh, a=emb: np.save(fh, a, allow_pickle=False))
         manifest["fields"][f] = {"texts_sha256": texts_hash, "n_missing": len(ids) - len(rows)}
         _write_text(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -146,3 +146,13 @@ def test_teacher_by_name(tmp_path: Path, monkeypatch) -> None:
     _, de = load_teacher_embeddings(d, "use-multilingual-v3", "text.de")
     assert de.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(de[0]), 1.0, atol=1e-5)
+
+
+def test_repeated_sentences_are_encoded_once(counting_teacher, tmp_path: Path) -> None:
+    d = write_dir(tmp_path / "data")
+    (d / "text").write_text("u1 dezelfde zin\nu2 andere zin\nu3 dezelfde zin\n")
+    embed_data_dir(d, counting_teacher, fields=["text"], use_cache=False)
+    assert counting_teacher.encoded == ["dezelfde zin", "andere zin"]
+    _, text = load_teacher_embeddings(d, "counting-v1", "text")
+    np.testing.assert_array_equal(text[0], text[2])
+    assert not np.array_equal(text[0], text[1])
