@@ -138,3 +138,71 @@ def make_kaldi_dir(
             kd.translations.setdefault("nl", {})[utt] = nl
     kd.write(root)
     return root
+
+
+#: Parallel lines for :func:`make_fillets_tree`: (English, Dutch, German).
+FILLETS_LINES: tuple[tuple[str, str, str], ...] = (
+    ("The fish swims home.", "De vis zwemt naar huis.", "Der Fisch schwimmt nach Hause."),
+    ("Where is the exit?", "Waar is de uitgang?", "Wo ist der Ausgang?"),
+    ("I am not a crab.", "Ik ben geen krab.", "Ich bin keine Krabbe."),
+    ("This pipe is too narrow.", "Deze pijp is te smal.", "Dieses Rohr ist zu eng."),
+    ("We have to push the steel.", "We moeten het staal duwen.", "Wir müssen den Stahl schieben."),
+    ("Look at that old shell.", "Kijk naar die oude schelp.", "Schau dir die alte Muschel an."),
+    ("The boat is sinking.", "De boot zinkt.", "Das Boot sinkt."),
+    ("Can you move the chair?", "Kun jij de stoel verplaatsen?", "Kannst du den Stuhl bewegen?"),
+    ("I am so tired today.", "Ik ben zo moe vandaag.", "Ich bin heute so müde."),
+    ("Be careful with the glass.", "Pas op met het glas.", "Sei vorsichtig mit dem Glas."),
+    ("What a strange machine.", "Wat een vreemde machine.", "Was für eine seltsame Maschine."),
+    (
+        "Let us try the other way.",
+        "Laten we het andere pad proberen.",
+        "Lass uns den anderen Weg versuchen.",
+    ),
+)
+
+
+def make_fillets_tree(
+    root: str | os.PathLike,
+    *,
+    n_levels: int = 2,
+    n_lines: int = 30,
+    lines: Sequence[tuple[str, str, str]] = FILLETS_LINES,
+    seconds: float = 0.6,
+) -> Path:
+    """A miniature Fish Fillets NG data tree: scripts in en/nl/de and Dutch OGG voice clips.
+
+    ``n_lines`` lines (``lines`` first, then numbered filler lines) are spread over ``n_levels``
+    levels; every line gets a Dutch clip (a tone whose
+    pitch depends on the line, 22.05 kHz stereo OGG like the real data).  Good enough for
+    ``data_prep.fillets`` and an end-to-end recipe run on a tiny model.
+
+    Returns:
+        ``root``.
+    """
+    root = Path(root)
+    all_lines = list(lines[:n_lines])
+    for i in range(len(all_lines), n_lines):
+        all_lines.append(
+            (f"This is line {i}.", f"Dit is regel {i}.", f"Das ist Zeile {i}."),
+        )
+    per_level: dict[int, list[tuple[int, tuple[str, str, str]]]] = {}
+    for i, line in enumerate(all_lines):
+        per_level.setdefault(i % n_levels, []).append((i, line))
+    for lvl, items in per_level.items():
+        level = f"level{lvl}"
+        scripts = {"en": [], "nl": [], "de": []}
+        for i, (en, nl, de) in items:
+            clip = f"l{lvl}-{'mv'[i % 2]}-line{i}"
+            head = f'dialogId("{clip}", "font_small", "{en}")\n'
+            scripts["en"].append(head)
+            scripts["nl"].append(head + f'dialogStr("{nl}")\n')
+            scripts["de"].append(head + f'dialogStr("{de}")\n')
+            wav = make_sine(seconds + 0.05 * (i % 5), 22050, freq=200.0 + 40.0 * i, channels=2)
+            out = root / "sound" / level / "nl" / f"{clip}.ogg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(out), wav, 22050, format="OGG", subtype="VORBIS")
+        for lang, parts in scripts.items():
+            path = root / "script" / level / f"dialogs_{lang}.lua"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(parts), encoding="utf-8")
+    return root
