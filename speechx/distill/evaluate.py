@@ -93,7 +93,9 @@ def evaluate_dev(
     Returns:
         ``dev_<dir>_<metric>`` for each dir and ``dev_<metric>`` averaged over dirs (weighted
         by the number of queries); metrics are those of ``retrieval_metrics`` plus
-        ``cosine_distance`` and ``n_queries`` / ``pool_size``.
+        ``cosine_distance`` (mean 1 - cos to the own target), ``mean_pairwise_cos`` (mean
+        cosine between the speech embeddings: near 1 means they collapsed onto one point) and
+        ``n_queries`` / ``pool_size``.
     """
     emb = encode_data(model, dev, max_batch_seconds)
     targets = dev.target_matrix()
@@ -112,6 +114,7 @@ def evaluate_dev(
             if isinstance(v, int | float | np.floating | np.integer)
         }
         metrics["cosine_distance"] = float(np.mean(1.0 - np.sum(emb[rows] * targets[rows], 1)))
+        metrics["mean_pairwise_cos"] = mean_pairwise_cosine(emb[rows])
         metrics["n_queries"] = float(len(rows))
         metrics["pool_size"] = float(len(cands))
         name = Path(src.dir).name
@@ -124,6 +127,18 @@ def evaluate_dev(
         out[f"dev_{k}"] = v / total
     out["dev_n_queries"] = float(total)
     return out
+
+
+def mean_pairwise_cosine(emb: np.ndarray) -> float:
+    """Mean cosine between distinct rows of L2-normalised ``emb`` (1.0 = collapsed to one point).
+
+    Returns NaN for fewer than two rows.
+    """
+    n = emb.shape[0]
+    if n < 2:
+        return float("nan")
+    total = emb.astype(np.float64).sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1)))
 
 
 def is_better(metric: str, new: float, best: float | None) -> bool:

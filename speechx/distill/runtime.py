@@ -272,7 +272,7 @@ def plot_curves(metrics_file: Path, out_png: Path, primary: str) -> Path | None:
         ax.plot([r["step"] for r in dev], [r[primary] for r in dev], marker="o", color="C2")
     ax.set_xlabel("step")
     ax.set_ylabel(primary)
-    ax.set_title(f"dev {primary}")
+    ax.set_title(primary)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,9 @@ from speechx.teachers.embed import load_teacher_embeddings
 
 log = logging.getLogger("speechx.distill")
 
+#: Mean pairwise cosine of dev speech embeddings above which a collapse is reported.
+COLLAPSE_COS = 0.999
+
 
 @dataclass
 class TrainResult:
@@ -440,6 +443,14 @@ class _Run:
             self.last_dev = metrics
             value = metrics.get(self.primary, float("nan"))
             append_jsonl(self.metrics_file, {"step": self.pos.step, "split": "dev", **metrics})
+            if metrics.get("dev_mean_pairwise_cos", 0.0) > COLLAPSE_COS:
+                log.warning(
+                    "step %d: dev speech embeddings have collapsed (mean pairwise cosine %.5f): "
+                    "every utterance gets nearly the same vector; raise the infonce weight, "
+                    "train longer or start from a pretrained backbone",
+                    self.pos.step,
+                    metrics["dev_mean_pairwise_cos"],
+                )
             improved = is_better(self.cfg.eval.primary_metric, value, self.best_value)
             if improved:
                 self.best_value, self.best_step = value, self.pos.step
@@ -455,6 +466,7 @@ class _Run:
                         "dev_mrr@10",
                         "dev_xsim_error",
                         "dev_cosine_distance",
+                        "dev_mean_pairwise_cos",
                     )
                     if k in metrics
                 ),

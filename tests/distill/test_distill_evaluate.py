@@ -58,3 +58,13 @@ def test_wrong_teacher_id_lists_present_ids(make_data: MakeData, tmp_path: Path)
     cfg = tiny_config([d], max_steps=1, **{"data.teacher_id": "use-multilingual"})
     with pytest.raises(TrainingError, match="fake-teacher"):
         train_distill(cfg, tmp_path / "exp")
+
+
+def test_mean_pairwise_cosine() -> None:
+    from speechx.distill.evaluate import mean_pairwise_cosine
+
+    same = np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (5, 1))
+    assert mean_pairwise_cosine(same) == pytest.approx(1.0)
+    eye = np.eye(4, dtype=np.float32)
+    assert mean_pairwise_cosine(eye) == pytest.approx(0.0)
+    assert np.isnan(mean_pairwise_cosine(eye[:1]))
