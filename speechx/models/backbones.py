@@ -335,12 +335,15 @@ class Data2VecAudioBackbone(HFAudioBackbone):
             self._pos_mask = None
 
 
+from speechx.models.whisper import WhisperBackbone  # noqa: E402  (it subclasses Backbone)
+
 #: registry key -> backbone class; keys double as transformers ``model_type`` values
 BACKBONES: dict[str, type[Backbone]] = {
     "wav2vec2": Wav2Vec2Backbone,
     "hubert": HubertBackbone,
     "wavlm": WavLMBackbone,
     "data2vec-audio": Data2VecAudioBackbone,
+    "whisper": WhisperBackbone,
 }
 
 

