@@ -48,6 +48,10 @@ $(VENV)/.dev: $(VENV)/.base
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
+$(VENV)/.ref: $(VENV)/.dev
+	$(PIP) install -e '.[dev,ref]'
+	@touch $@
+
 venv: $(VENV)/.base
 dev: $(VENV)/.dev
 
@@ -66,7 +70,7 @@ format: dev
 test: sysdeps-test dev lint
 	$(PY) -m pytest -q
 
-test-slow: sysdeps-demo dev
+test-slow: sysdeps-demo $(VENV)/.ref
 	$(PY) -m pytest -q -m slow
 
 clean:

