@@ -57,7 +57,9 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "Stage 1: prepare ${corpus} (speech: ${speech_langs}; text: ${text_langs})"
-  if [ -f "data/.${corpus}.done" ]; then
+  # The marker records the options, so a change of languages prepares the corpus again.
+  prep_opts="speech=${speech_langs} text=${text_langs} dir=${corpus_dir}"
+  if [ -f "data/.${corpus}.done" ] && [ "$(cat "data/.${corpus}.done")" = "$prep_opts" ]; then
     log "  already prepared (remove data/.${corpus}.done to redo)"
   else
     corpus_opt=()
@@ -65,7 +67,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     # shellcheck disable=SC2086
     speechx prepare "$corpus" "${corpus_opt[@]}" --out-dir data \
       --speech-langs $speech_langs --text-langs $text_langs 2>&1 | tee "${expdir}/log/prepare_${corpus}.log"
-    touch "data/.${corpus}.done"
+    echo "$prep_opts" > "data/.${corpus}.done"
   fi
 fi
 
@@ -94,7 +96,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: teacher embeddings (${teacher})"
   fields=(text)
   for l in $text_langs; do fields+=("text.$l"); done
-  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" --fields "${fields[@]}" -- "${sets[@]}" 2>&1 \
+  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" --skip-missing --fields "${fields[@]}" -- "${sets[@]}" 2>&1 \
     | tee "${expdir}/log/teacher_embed.log"
 fi
 

@@ -107,11 +107,22 @@ def _add_data_args(sub: dict[str, argparse.ArgumentParser]) -> None:
 # ------------------------------------------------------------------------------ teachers
 @_verb("teacher-embed", "embed transcripts and translations of data dirs with a text teacher")
 def _teacher_embed(args: argparse.Namespace) -> int:
+    from speechx.data import KaldiDir
     from speechx.teachers import CachedTeacher, embed_data_dir, load_teacher
+    from speechx.teachers.embed import data_dir_fields
 
     teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
     for d in args.data_dirs:
-        out = embed_data_dir(d, teacher, fields=args.fields, batch_size=args.batch_size)
+        fields = args.fields
+        if fields is not None:
+            have = data_dir_fields(KaldiDir.read(d))
+            missing = [f for f in fields if f not in have]
+            fields = [f for f in fields if f in have]
+            if missing and not args.skip_missing:
+                raise SpeechxError(f"{d}: has no {', '.join(missing)} (fields: {', '.join(have)})")
+            if missing:
+                print(f"{d}: skipping fields it does not have: {', '.join(missing)}")
+        out = embed_data_dir(d, teacher, fields=fields, batch_size=args.batch_size)
         print(out)
     print(
         f"teacher {teacher.teacher_id}: {teacher.hits} texts from the cache, "
@@ -310,6 +321,11 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         help="text and/or text.<lang> (default: every one the dir has)",
     )
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="skip requested fields a dir does not have instead of failing",
+    )
     sub["import-whisper"].add_argument(
         "import_args", nargs="*", help="options (speechx import-whisper --help)"
     )
