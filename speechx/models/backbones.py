@@ -243,19 +243,32 @@ class HFAudioBackbone(Backbone):
         return list(self.model.feature_extractor.parameters())
 
     def layer_parameters(self, n: int) -> list[nn.Parameter]:
-        layers = self.model.encoder.layers
-        if n > len(layers):
-            raise ModelError(
-                f"backbone {self.name!r}: cannot freeze {n} layers, it has only {len(layers)}"
-            )
-        return [p for layer in layers[:n] for p in layer.parameters()]
+        return first_layers_parameters(self.model.encoder.layers, n, self.name)
 
     def enable_gradient_checkpointing(self) -> None:
-        # transformers 5 renamed gradient_checkpointing_enable (deprecated, removed in v6)
-        enable = getattr(self.model, "activation_checkpointing_enable", None)
-        if enable is None:
-            enable = self.model.gradient_checkpointing_enable
-        enable()
+        enable_checkpointing(self.model)
+
+
+def first_layers_parameters(layers: nn.ModuleList, n: int, name: str) -> list[nn.Parameter]:
+    """Parameters of the first ``n`` of ``layers`` (freeze them to train the top ones).
+
+    Raises:
+        ModelError: ``n`` exceeds the number of layers (naming backbone ``name``).
+    """
+    if n > len(layers):
+        raise ModelError(f"backbone {name!r}: cannot freeze {n} layers, it has only {len(layers)}")
+    return [p for layer in layers[:n] for p in layer.parameters()]
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Turn on activation checkpointing of a transformers model.
+
+    transformers 5 renamed ``gradient_checkpointing_enable`` (deprecated, removed in v6).
+    """
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is None:
+        enable = model.gradient_checkpointing_enable
+    enable()
 
 
 def _check_hf_config(where: str, cfg: transformers.PretrainedConfig) -> None:

@@ -436,18 +436,14 @@ class WhisperBackbone(Backbone):
         Raises:
             ModelError: ``n`` exceeds the number of layers.
         """
-        layers = self.encoder.layers
-        if n > len(layers):
-            raise ModelError(
-                f"backbone 'whisper': cannot freeze {n} layers, it has only {len(layers)}"
-            )
-        return [p for layer in layers[:n] for p in layer.parameters()]
+        from speechx.models.backbones import first_layers_parameters
+
+        return first_layers_parameters(self.encoder.layers, n, "whisper")
 
     def enable_gradient_checkpointing(self) -> None:
-        enable = getattr(self.encoder, "activation_checkpointing_enable", None)
-        if enable is None:
-            enable = self.encoder.gradient_checkpointing_enable
-        enable()
+        from speechx.models.backbones import enable_checkpointing
+
+        enable_checkpointing(self.encoder)
 
 
 def resolve_whisper(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> Path:
