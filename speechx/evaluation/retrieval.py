@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import tempfile
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,10 +199,15 @@ def _score_pool(
     if len(keep) < len(query.ids):
         missing = len(query.ids) - len(keep)
         first = query.ids[next(i for i, s in enumerate(query.sentence_ids) if s not in by_sent)]
-        warnings.warn(
-            f"pair ({q_name!r}, {target_desc!r}): {missing} of {len(query.ids)} queries have no "
-            f"gold item in the pool (first {first!r}) and are left out",
-            stacklevel=3,
+        # Expected with partial translations, so a log line rather than a warning.
+        logger.info(
+            "pair (%r, %r): %d of %d queries have no gold item in the pool (first %r) and are "
+            "left out",
+            q_name,
+            target_desc,
+            missing,
+            len(query.ids),
+            first,
         )
     q_emb = query.embeddings[keep]
     gold = [by_sent[query.sentence_ids[i]] for i in keep]

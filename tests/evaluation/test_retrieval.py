@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +103,12 @@ def test_text_query_pool_leaves_out_its_own_view() -> None:
     assert rows[0]["pool_size"] == 24 and rows[0]["own_language_top1"] == 0.0
 
 
-def test_queries_without_gold_are_left_out_with_a_warning() -> None:
+def test_queries_without_gold_are_left_out_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     q = (["u0", "u1"], ["A", "Z"], np.eye(2))
     t = (["t0", "t1"], ["A", "B"], np.eye(2))
-    with pytest.warns(UserWarning, match=r"1 of 2 queries have no gold item.*'u1'"):
+    with caplog.at_level(logging.INFO, logger="speechx.evaluation.retrieval"):
         row = evaluate_retrieval_pairs({"speech:a": q}, {"text:b": t})[0]
+    assert re.search(r"1 of 2 queries have no gold item.*'u1'", caplog.text)
     assert row["n_queries"] == 1 and row["recall@1"] == 1.0
     with pytest.raises(EvaluationError, match="no query sentence occurs in the pool"):
         evaluate_retrieval_pairs({"speech:a": (["u"], ["Z"], np.eye(2)[:1])}, {"text:b": t})
