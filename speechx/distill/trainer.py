@@ -577,16 +577,20 @@ class _Run:
                         append_jsonl(
                             self.metrics_file, {"step": self.pos.step, "split": "train", **rec}
                         )
+                        # A frozen backbone has no parameter group, hence no learning rate.
+                        lrs = " ".join(
+                            f"lr_{g} {rec[f'lr_{g}']:.2e}"
+                            for g in ("backbone", "head")
+                            if f"lr_{g}" in rec
+                        )
                         log.info(
-                            "step %d epoch %d loss %.4f %s grad_norm %.3f lr %.2e/%.2e "
-                            "%.1f audio-s/s",
+                            "step %d epoch %d loss %.4f %s grad_norm %.3f %s %.1f audio-s/s",
                             self.pos.step,
                             self.pos.epoch,
                             rec["loss"],
                             " ".join(f"{k} {rec[k]:.4f}" for k in self.loss_fn.weights),
                             rec["grad_norm"],
-                            rec.get("lr_backbone", float("nan")),
-                            rec.get("lr_head", float("nan")),
+                            lrs,
                             rec["audio_sec_per_sec"],
                         )
                     self.last_train_loss = rec["loss"]
