@@ -480,6 +480,27 @@ def _norm(out: dict[str, np.ndarray], v: dict[str, np.ndarray], src: str, dst: s
     out[f"{dst}.bias"] = v[f"{src}/beta"]
 
 
+def _self_attention(out: dict, v: dict, s: str, d: str, where: str) -> None:
+    """Map one layer's fused self-attention (ct2 scope ``s``) onto transformers layer ``d``."""
+    attn = f"{d}.self_attn"
+    _split_fused(
+        out,
+        v,
+        f"{s}/self_attention/linear_0",
+        [f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj"],
+        where,
+    )
+    _linear(out, v, f"{s}/self_attention/linear_1", f"{attn}.out_proj")
+    _norm(out, v, f"{s}/self_attention/layer_norm", f"{d}.self_attn_layer_norm")
+
+
+def _ffn(out: dict, v: dict, s: str, d: str) -> None:
+    """Map one layer's feed-forward block (ct2 scope ``s``) onto transformers layer ``d``."""
+    _linear(out, v, f"{s}/ffn/linear_0", f"{d}.fc1")
+    _linear(out, v, f"{s}/ffn/linear_1", f"{d}.fc2")
+    _norm(out, v, f"{s}/ffn/layer_norm", f"{d}.final_layer_norm")
+
+
 def _split_fused(
     out: dict[str, np.ndarray],
     v: dict[str, np.ndarray],
@@ -522,34 +543,15 @@ def whisper_state_dict(model: Ct2Model, where: Path) -> dict[str, np.ndarray]:
         _norm(out, v, "encoder/layer_norm", f"{enc}.layer_norm")
         for i in range(_count_layers(model, "encoder")):
             s, d = f"encoder/layer_{i}", f"{enc}.layers.{i}"
-            attn = f"{d}.self_attn"
-            _split_fused(
-                out,
-                v,
-                f"{s}/self_attention/linear_0",
-                [f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj"],
-                where,
-            )
-            _linear(out, v, f"{s}/self_attention/linear_1", f"{attn}.out_proj")
-            _norm(out, v, f"{s}/self_attention/layer_norm", f"{d}.self_attn_layer_norm")
-            _linear(out, v, f"{s}/ffn/linear_0", f"{d}.fc1")
-            _linear(out, v, f"{s}/ffn/linear_1", f"{d}.fc2")
-            _norm(out, v, f"{s}/ffn/layer_norm", f"{d}.final_layer_norm")
+            _self_attention(out, v, s, d, where)
+            _ffn(out, v, s, d)
         out[f"{dec}.embed_tokens.weight"] = v["decoder/embeddings/weight"]
         out[f"{dec}.embed_positions.weight"] = v["decoder/position_encodings/encodings"]
         _norm(out, v, "decoder/layer_norm", f"{dec}.layer_norm")
         for i in range(_count_layers(model, "decoder")):
             s, d = f"decoder/layer_{i}", f"{dec}.layers.{i}"
-            attn, cross = f"{d}.self_attn", f"{d}.encoder_attn"
-            _split_fused(
-                out,
-                v,
-                f"{s}/self_attention/linear_0",
-                [f"{attn}.q_proj", f"{attn}.k_proj", f"{attn}.v_proj"],
-                where,
-            )
-            _linear(out, v, f"{s}/self_attention/linear_1", f"{attn}.out_proj")
-            _norm(out, v, f"{s}/self_attention/layer_norm", f"{d}.self_attn_layer_norm")
+            cross = f"{d}.encoder_attn"
+            _self_attention(out, v, s, d, where)
             _linear(out, v, f"{s}/attention/linear_0", f"{cross}.q_proj")
             _split_fused(
                 out,
@@ -560,9 +562,7 @@ def whisper_state_dict(model: Ct2Model, where: Path) -> dict[str, np.ndarray]:
             )
             _linear(out, v, f"{s}/attention/linear_2", f"{cross}.out_proj")
             _norm(out, v, f"{s}/attention/layer_norm", f"{d}.encoder_attn_layer_norm")
-            _linear(out, v, f"{s}/ffn/linear_0", f"{d}.fc1")
-            _linear(out, v, f"{s}/ffn/linear_1", f"{d}.fc2")
-            _norm(out, v, f"{s}/ffn/layer_norm", f"{d}.final_layer_norm")
+            _ffn(out, v, s, d)
         projection = v.get("decoder/projection/weight", v["decoder/embeddings/weight"])
         out["proj_out.weight"] = projection
     except KeyError as exc:
