@@ -266,6 +266,9 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
         split=args.split,
         sample_rate=model.config.sample_rate,
         batch_size=args.batch_size,
+        cascade=args.cascade,
+        cascade_beams=args.cascade_beams,
+        cascade_batch_size=args.cascade_batch_size,
     )
     print(path)
     return 0
@@ -369,6 +372,18 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--text-langs", nargs="*", default=None, help="text languages to score")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--cascade",
+        default=None,
+        metavar="WHISPER",
+        help="also score the cascade peer: this Whisper (whisper-base, or a transformers Whisper "
+        "dir) transcribes the speech in its own language, the teacher embeds the transcript; "
+        "rows go to retrieval.json 'peers', transcripts and WER/CER to <out-dir>/cascade/<set>/",
+    )
+    p.add_argument(
+        "--cascade-beams", type=int, default=1, help="cascade beam size (default 1: greedy)"
+    )
+    p.add_argument("--cascade-batch-size", type=int, default=8, help="utterances per Whisper batch")
 
 
 # ------------------------------------------------------------------------------- parsing

@@ -180,12 +180,32 @@ def evaluate_speech_retrieval(
     split: str = "test",
     sample_rate: int = 16000,
     batch_size: int = 16,
+    cascade: Any = None,
+    cascade_beams: int = 1,
+    cascade_batch_size: int = 8,
 ) -> Path:
     """Encode and score every dir of ``data_dirs``; write ``out_dir/retrieval.json`` and friends.
 
+    Args:
+        cascade: if given, a cascade peer is scored on the same pools and written to the
+            ``peers`` rows (see :mod:`speechx.evaluation.cascade`): a Whisper name such as
+            ``"whisper-base"``, a local transformers Whisper directory, or a transcriber
+            object.  Transcripts, WER and CER go to ``out_dir/cascade/<set>/``.
+        cascade_beams, cascade_batch_size: Whisper decoding options (1 beam is greedy).
+
     Returns:
         The path of ``retrieval.json``.
+
+    Raises:
+        EvaluationError: as :func:`load_test_set`; a cascade without a ``teacher`` to embed
+            its transcripts, or a teacher whose id is not ``teacher_id``.
+        ModelError: an unknown cascade model or missing Whisper packages.
     """
+    transcriber = None
+    if cascade is not None:
+        transcriber, teacher = _cascade_setup(
+            cascade, teacher, teacher_id, cache_dir, cascade_beams, cascade_batch_size
+        )
     sets = [
         load_test_set(
             d,
@@ -200,6 +220,12 @@ def evaluate_speech_retrieval(
         for d in data_dirs
     ]
     results, ceiling = score_test_sets(sets)
+    peers: list[dict] = []
+    if transcriber is not None:
+        from speechx.evaluation.cascade import evaluate_cascade
+
+        for ts, d in zip(sets, data_dirs, strict=True):
+            peers += evaluate_cascade(ts, d, transcriber, teacher, out_dir, results=results)
     return write_retrieval_results(
         out_dir,
         split=split,
@@ -207,5 +233,33 @@ def evaluate_speech_retrieval(
         teacher=teacher_id,
         results=results,
         ceiling=ceiling,
-        peers=[],
+        peers=peers,
     )
+
+
+def _cascade_setup(
+    cascade: Any,
+    teacher: Any,
+    teacher_id: str,
+    cache_dir: str | os.PathLike | None,
+    num_beams: int,
+    batch_size: int,
+) -> tuple[Any, Any]:
+    """The cascade's transcriber and a caching teacher, checked before any encoding starts."""
+    from speechx.evaluation.cascade import build_transcriber
+    from speechx.teachers import CachedTeacher, load_teacher
+
+    if teacher is None:
+        raise EvaluationError(
+            f"the cascade {cascade!r} needs the teacher ({teacher_id}) to embed its transcripts"
+        )
+    if isinstance(teacher, str):
+        teacher = load_teacher(teacher)
+    if getattr(teacher, "teacher_id", teacher_id) != teacher_id:
+        raise EvaluationError(
+            f"cascade: the teacher is {teacher.teacher_id!r} but the text views are {teacher_id!r}"
+        )
+    transcriber = build_transcriber(cascade, num_beams=num_beams, batch_size=batch_size)
+    if not isinstance(teacher, CachedTeacher) and hasattr(teacher, "teacher_id"):
+        teacher = CachedTeacher(teacher, cache_dir)
+    return transcriber, teacher
