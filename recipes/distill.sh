@@ -27,7 +27,8 @@ synth_max_sentences=0      # 0 = every sentence
 teacher=use-multilingual
 cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or ~/.cache/speechx
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
-_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets"
+cascade=""                 # stage 6 peer: a Whisper (e.g. whisper-base) transcribes, the teacher embeds; empty = none
+_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -117,10 +118,13 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "Stage 6: evaluate retrieval on:${test_sets}"
+  log "Stage 6: evaluate retrieval on:${test_sets}${cascade:+ (peer: cascade ${cascade})}"
+  # The cascade's transcripts are cached in results/cascade/<set>/, so a rerun does not decode.
+  cascade_opt=()
+  [ -n "$cascade" ] && cascade_opt=(--cascade "$cascade")
   # shellcheck disable=SC2086
   speechx evaluate-retrieval --model "${expdir}/model" --teacher "$teacher" "${cache_opt[@]}" \
-    --out-dir "${expdir}/results" --text-langs $text_langs --data-dirs $test_sets \
+    --out-dir "${expdir}/results" --text-langs $text_langs "${cascade_opt[@]}" --data-dirs $test_sets \
     2>&1 | tee "${expdir}/log/evaluate.log"
   log "Results: ${expdir}/results/summary.md"
   cat "${expdir}/results/summary.md"
