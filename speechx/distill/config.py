@@ -62,6 +62,15 @@ class DataConfig:
     #: Utterances longer than this (seconds) are skipped by the dataset; None keeps all.
     max_duration: float | None = 20.0
     num_workers: int = 0
+    #: "auto": when the bottom of the model is frozen (SpeechEncoder.cache_point), encode the
+    #: audio once and train on the cached features; "off": always run the whole model.
+    feature_cache: Literal["auto", "off"] = "auto"
+    #: Where feature stores live (keyed by model and data); None = <exp_dir>/features.
+    feature_cache_dir: str | None = None
+    #: Fraction of cached frames zeroed per training utterance (time masking; 0 = off).
+    feature_time_mask: float = 0.0
+    #: Longest masked span, in frames.
+    feature_mask_span: int = 10
 
 
 @dataclass
@@ -173,6 +182,12 @@ class DistillConfig:
             raise ConfigError(f"optim.betas needs two values, got {self.optim.betas}")
         if not 0.0 <= self.data.lang_alpha <= 1.0:
             raise ConfigError(f"data.lang_alpha must be in [0, 1], got {self.data.lang_alpha}")
+        if not 0.0 <= self.data.feature_time_mask < 1.0:
+            raise ConfigError(
+                f"data.feature_time_mask must be in [0, 1), got {self.data.feature_time_mask}"
+            )
+        if self.data.feature_mask_span < 1:
+            raise ConfigError("data.feature_mask_span must be >= 1")
         if self.data.max_batch_seconds <= 0:
             raise ConfigError("data.max_batch_seconds must be > 0")
         known = {"recall@1", "recall@5", "recall@10", "mrr@10", "xsim_error", "cosine_distance"}

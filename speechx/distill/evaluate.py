@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,19 +41,33 @@ def duration_batches(durations: list[float], max_seconds: float) -> Iterator[lis
 
 
 @torch.no_grad()
-def encode_data(model: torch.nn.Module, data: DistillData, max_batch_seconds: float) -> np.ndarray:
+def encode_data(
+    model: torch.nn.Module,
+    data: DistillData,
+    max_batch_seconds: float,
+    features: Any = None,
+) -> np.ndarray:
     """L2-normalised speech embeddings of every item of ``data`` (float32 ``[N, D]``).
 
-    The model is put in eval mode for the call and its previous mode restored.
+    With ``features`` (a :class:`speechx.distill.features.FeatureStore` built from ``data``),
+    the cached frozen-part features are used instead of the audio.  The model is put in eval
+    mode for the call and its previous mode restored.
     """
+    from speechx.distill.features import FeatureData, collate_features
+
     was_training = model.training
     model.eval()
+    cached = FeatureData(data, features) if features is not None else None
     try:
         out = np.zeros((len(data), data.dim), dtype=np.float32)
         for idx in duration_batches(data.durations, max_batch_seconds):
-            batch = collate_distill([data[i] for i in idx])
-            emb = model(batch["input_values"], batch["lengths"])["embeddings"]
-            out[idx] = emb.float().cpu().numpy()
+            if cached is not None:
+                batch = collate_features([cached[i] for i in idx])
+                res = model(features=batch["features"], frame_lengths=batch["frame_lengths"])
+            else:
+                batch = collate_distill([data[i] for i in idx])
+                res = model(batch["input_values"], batch["lengths"])
+            out[idx] = res["embeddings"].float().cpu().numpy()
         return out
     finally:
         model.train(was_training)
@@ -81,7 +96,11 @@ def retrieval_pool(targets: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray,
 
 
 def evaluate_dev(
-    model: torch.nn.Module, dev: DistillData, *, max_batch_seconds: float = 120.0
+    model: torch.nn.Module,
+    dev: DistillData,
+    *,
+    max_batch_seconds: float = 120.0,
+    features: Any = None,
 ) -> dict[str, float]:
     """Speech -> text retrieval of ``dev`` (one pool per dev data dir).
 
@@ -89,6 +108,7 @@ def evaluate_dev(
         model: the (unwrapped) speech encoder, called as ``model(input_values, lengths)``.
         dev: dev data whose targets are the evaluation field.
         max_batch_seconds: padded audio per encoding batch.
+        features: a feature store of ``dev`` (cached frozen-part output), or None for audio.
 
     Returns:
         ``dev_<dir>_<metric>`` for each dir and ``dev_<metric>`` averaged over dirs (weighted
@@ -97,7 +117,7 @@ def evaluate_dev(
         cosine between the speech embeddings: near 1 means they collapsed onto one point) and
         ``n_queries`` / ``pool_size``.
     """
-    emb = encode_data(model, dev, max_batch_seconds)
+    emb = encode_data(model, dev, max_batch_seconds, features)
     targets = dev.target_matrix()
     source_of = np.array([s for s, _ in dev.index])
     out: dict[str, float] = {}

@@ -53,6 +53,12 @@ from speechx.distill.data import (
 )
 from speechx.distill.errors import TrainingError
 from speechx.distill.evaluate import evaluate_dev, is_better
+from speechx.distill.features import (
+    FeatureData,
+    FeatureStore,
+    build_feature_store,
+    collate_features,
+)
 from speechx.distill.losses import DistillLoss
 from speechx.distill.runtime import (
     all_min,
@@ -298,6 +304,7 @@ class _Run:
             sr,
         )
         self._log_languages()
+        self._setup_feature_cache()
 
         self.sampler = LanguageBalancedBatchSampler(
             self.train_data.durations,
@@ -329,6 +336,52 @@ class _Run:
             unused = self._find_unused()
             self.ddp = DistributedDataParallel(self.model, find_unused_parameters=unused)
             log.info("DDP over gloo, %d ranks, find_unused_parameters=%s", env.world_size, unused)
+
+    def _setup_feature_cache(self) -> None:
+        """Train on cached frozen-part features when the model allows it (data.feature_cache)."""
+        cfg, env = self.cfg, self.env
+        self.train_set: Any = self.train_data
+        self.collate: Any = collate_distill
+        self.dev_store: FeatureStore | None = None
+        self.cached = cfg.data.feature_cache == "auto" and self.model.cache_point is not None
+        if not self.cached:
+            if cfg.data.feature_cache == "auto":
+                log.info("feature cache: off (parts of the model that run on audio are trained)")
+            return
+        root = Path(cfg.data.feature_cache_dir or self.exp_dir / "features")
+        point = self.model.cache_point
+        log.info(
+            "feature cache: on (%s frozen; stores under %s)",
+            "the whole backbone" if point == -1 else f"the front end and {point} layers",
+            root,
+        )
+        bs = cfg.eval.max_batch_seconds
+        if env.is_main:
+            store = build_feature_store(self.model, self.train_data, root, max_batch_seconds=bs)
+            if self.dev_data is not None:
+                self.dev_store = build_feature_store(
+                    self.model, self.dev_data, root, max_batch_seconds=bs, role="dev"
+                )
+        barrier(env)
+        if not env.is_main:  # finished by rank 0: found and opened, not rebuilt
+            store = build_feature_store(self.model, self.train_data, root, max_batch_seconds=bs)
+        self.train_set = FeatureData(
+            self.train_data,
+            store,
+            time_mask=cfg.data.feature_time_mask,
+            mask_span=cfg.data.feature_mask_span,
+        )
+        self.collate = collate_features
+
+    def _forward(self, net: torch.nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if self.cached:
+            return net(features=batch["features"], frame_lengths=batch["frame_lengths"])
+        return net(batch["input_values"], batch["lengths"])
+
+    def _batch_seconds(self, batch: dict[str, Any]) -> float:
+        if self.cached:
+            return float(batch["seconds"].sum())
+        return float(batch["lengths"].sum()) / self.model.sample_rate
 
     def _log_languages(self) -> None:
         langs = self.train_data.langs
@@ -366,8 +419,8 @@ class _Run:
             return True
         state = rng_state()
         batches = self.sampler.epoch_batches(0)
-        batch = collate_distill([self.train_data[i] for i in batches[0]])
-        out = self.model(batch["input_values"], batch["lengths"])
+        batch = self.collate([self.train_set[i] for i in batches[0]])
+        out = self._forward(self.model, batch)
         out["projected"].float().pow(2).sum().backward()
         unused = any(p.grad is None for p in self.model.parameters() if p.requires_grad)
         self.model.zero_grad(set_to_none=True)
@@ -438,7 +491,10 @@ class _Run:
         if self.env.is_main and self.dev_data is not None:
             t0 = time.time()
             metrics = evaluate_dev(
-                self.model, self.dev_data, max_batch_seconds=self.cfg.eval.max_batch_seconds
+                self.model,
+                self.dev_data,
+                max_batch_seconds=self.cfg.eval.max_batch_seconds,
+                features=self.dev_store,
             )
             self.last_dev = metrics
             value = metrics.get(self.primary, float("nan"))
@@ -484,9 +540,9 @@ class _Run:
     def _loader(self, batches: list[list[int]]) -> Iterator[dict[str, Any]]:
         # a private generator: creating the iterator must not draw from the global torch RNG
         loader = DataLoader(
-            self.train_data,
+            self.train_set,
             batch_sampler=batches,
-            collate_fn=collate_distill,
+            collate_fn=self.collate,
             num_workers=self.cfg.data.num_workers,
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
@@ -538,12 +594,12 @@ class _Run:
                     sync = self.ddp is None or k == len(chunk) - 1
                     ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()  # type: ignore[union-attr]
                     with ctx:
-                        out = net(batch["input_values"], batch["lengths"])
+                        out = self._forward(net, batch)
                         res = self.loss_fn(out["projected"], batch["targets"], batch["groups"])
                         (res.loss / len(chunk)).backward()
                     for name, v in res.components.items():
                         parts[name] = parts.get(name, 0.0) + v / len(chunk)
-                    audio_seconds += float(batch["lengths"].sum()) / self.model.sample_rate
+                    audio_seconds += self._batch_seconds(batch)
                 if not all(math.isfinite(v) for v in parts.values()):
                     raise TrainingError(
                         f"step {self.pos.step + 1}: non-finite loss {parts} (epoch "

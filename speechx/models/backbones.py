@@ -116,6 +116,22 @@ class Backbone(nn.Module, ABC):
     def layer_parameters(self, n: int) -> list[nn.Parameter]:
         """Parameters of the first ``n`` transformer layers."""
 
+    #: whether :meth:`forward_from` can resume the forward pass at a hidden state
+    supports_resume: ClassVar[bool] = False
+
+    def forward_from(
+        self, hidden: torch.Tensor, frame_lengths: torch.Tensor, start_layer: int
+    ) -> BackboneOutput:
+        """Finish a forward pass from ``hidden_states[start_layer]`` (the input of layer
+        ``start_layer``): run the remaining layers and the final norm.
+
+        This lets a trainer cache the output of a frozen bottom and train only the top layers.
+
+        Raises:
+            ModelError: the backbone cannot resume (:attr:`supports_resume` is false).
+        """
+        raise ModelError(f"backbone {self.name!r} cannot resume a forward pass at a layer")
+
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in backward; the default implementation does not support it."""
         raise ModelError(f"backbone {self.name!r} does not support gradient checkpointing")

@@ -36,6 +36,8 @@ WEIGHTS_NAME = "model.safetensors"
 #: value of the "speechx_format" key that marks a speechx encoder directory
 FORMAT_NAME = "speech-encoder"
 FORMAT_VERSION = 1
+#: :attr:`SpeechEncoder.cache_point` of a fully frozen backbone: cache the pooling input
+POOLING_INPUT = -1
 #: ``encode`` shows a progress bar by default for more inputs than this
 PROGRESS_THRESHOLD = 64
 
@@ -126,6 +128,70 @@ class SpeechEncoder(nn.Module):
         return groups
 
     @property
+    def cache_point(self) -> int | None:
+        """Where the trainable part starts, for caching the frozen part's output.
+
+        Returns:
+            :data:`POOLING_INPUT` when the whole backbone is frozen (the frames the pooling
+            receives can be cached); ``k > 0`` when the front end and the first ``k`` layers are
+            frozen and the backbone can resume at ``hidden_states[k]``
+            (:meth:`Backbone.forward_from`); ``None`` when something trainable runs on the
+            waveform, or a learned layer weighting needs every layer.
+        """
+        cfg = self.config
+        if cfg.weighted_layer_sum:
+            return None
+        if cfg.freeze_backbone:
+            return POOLING_INPUT
+        bcfg = cfg.backbone_config
+        if (
+            self.backbone.supports_resume
+            and cfg.freeze_feature_encoder
+            and cfg.freeze_layers > 0
+            and cfg.layer is None
+            and not float(bcfg.get("layerdrop", 0.0) or 0.0)
+        ):
+            below = [*self.backbone.feature_encoder_parameters()]
+            below += self.backbone.layer_parameters(cfg.freeze_layers)
+            if not any(p.requires_grad for p in below):
+                return cfg.freeze_layers
+        return None
+
+    @torch.no_grad()
+    def frozen_features(
+        self, input_values: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output of the frozen part (see :attr:`cache_point`), in eval mode.
+
+        Returns:
+            ``(features [B, F, H], frame_lengths [B])``: the input of
+            ``forward(features=..., frame_lengths=...)``.
+
+        Raises:
+            ModelError: nothing can be cached for this configuration.
+        """
+        point = self.cache_point
+        if point is None:
+            raise ModelError(
+                "SpeechEncoder.frozen_features: the backbone has trainable parts on the "
+                "waveform side (or weighted_layer_sum is on), so there is nothing to cache"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            x = self.preprocess(input_values, lengths)
+            if point == POOLING_INPUT:
+                want = self.config.layer is not None
+                out = self.backbone(x, lengths, output_hidden_states=want)
+                hidden = out.hidden if not want else out.hidden_states[self.config.layer]
+            else:
+                out = self.backbone(x, lengths, output_hidden_states=True)
+                hidden = out.hidden_states[point]
+            return hidden, out.frame_lengths
+        finally:
+            self.train(was_training)
+
+    @property
     def embed_dim(self) -> int:
         """Dimension D of the embeddings."""
         return self.config.embed_dim
@@ -161,13 +227,20 @@ class SpeechEncoder(nn.Module):
         return x
 
     def forward(
-        self, input_values: torch.Tensor, lengths: torch.Tensor | None = None
+        self,
+        input_values: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+        *,
+        features: torch.Tensor | None = None,
+        frame_lengths: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Embed a zero-padded batch.
+        """Embed a zero-padded batch of waveforms, or of cached frozen-part features.
 
         Args:
             input_values: ``[B, T]`` float waveforms at :attr:`sample_rate`, right-padded.
             lengths: ``[B]`` absolute sample counts; ``None`` means every row is full length.
+            features: instead of waveforms, ``[B, F, H]`` outputs of :meth:`frozen_features`
+                (right-padded), with ``frame_lengths`` ``[B]``; only the trainable part runs.
 
         Returns:
             A dict with ``embeddings`` ``[B, D]`` (L2-normalised), ``projected`` ``[B, D]`` (the
@@ -177,6 +250,10 @@ class SpeechEncoder(nn.Module):
         Raises:
             ModelError: wrong shapes, or an utterance too short to give one frame.
         """
+        if features is not None:
+            return self._forward_features(features, frame_lengths)
+        if input_values is None:
+            raise ModelError("SpeechEncoder.forward: give input_values or features")
         if input_values.dim() != 2:
             raise ModelError(
                 f"SpeechEncoder.forward: input_values must be [B, T], got shape "
@@ -214,14 +291,42 @@ class SpeechEncoder(nn.Module):
             hidden = out.hidden_states[self.config.layer]
         else:
             hidden = out.hidden
-        pooled = self.pooling(hidden, out.frame_lengths)
+        return self._head(hidden, out.frame_lengths)
+
+    def _head(self, hidden: torch.Tensor, frame_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.pooling(hidden, frame_lengths)
         projected = self.projection(pooled)
         return {
             "embeddings": nn.functional.normalize(projected, dim=-1),
             "projected": projected,
             "hidden": hidden,
-            "frame_lengths": out.frame_lengths,
+            "frame_lengths": frame_lengths,
         }
+
+    def _forward_features(
+        self, features: torch.Tensor, frame_lengths: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        point = self.cache_point
+        if point is None:
+            raise ModelError(
+                "SpeechEncoder.forward: features were given but this configuration trains "
+                "parts that run on the waveform (see SpeechEncoder.cache_point)"
+            )
+        if features.dim() != 3 or features.shape[-1] != self.backbone.hidden_size:
+            raise ModelError(
+                f"SpeechEncoder.forward: features must be [B, F, {self.backbone.hidden_size}], "
+                f"got shape {tuple(features.shape)}"
+            )
+        batch, frames = features.shape[:2]
+        if frame_lengths is None:
+            frame_lengths = torch.full((batch,), frames, dtype=torch.long)
+        frame_lengths = frame_lengths.to(device=features.device, dtype=torch.long)
+        dtype = next(self.projection.parameters(), features).dtype
+        features = features.to(dtype)
+        if point == POOLING_INPUT:
+            return self._head(features, frame_lengths)
+        out = self.backbone.forward_from(features, frame_lengths, point)
+        return self._head(out.hidden, frame_lengths)
 
     # -- inference ------------------------------------------------------------------------------
 

@@ -316,20 +316,28 @@ class WhisperBackbone(Backbone):
         return x.transpose(1, 2)
 
     def _run_layers(
-        self, x: torch.Tensor, frame_lengths: torch.Tensor, output_hidden_states: bool
+        self,
+        x: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        output_hidden_states: bool,
+        start: int = 0,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Positions, dropout, layers with a key-padding mask, final layer norm."""
+        """Positions, dropout, layers with a key-padding mask, final layer norm.
+
+        With ``start > 0``, ``x`` is ``hidden_states[start]`` and only ``layers[start:]`` run.
+        """
         enc = self.encoder
         num = x.shape[1]
-        x = x + enc.embed_positions.weight[:num].to(x.dtype)[None]
-        x = nn.functional.dropout(x, p=enc.dropout, training=self.training)
+        if start == 0:
+            x = x + enc.embed_positions.weight[:num].to(x.dtype)[None]
+            x = nn.functional.dropout(x, p=enc.dropout, training=self.training)
         keep = torch.arange(num, device=x.device)[None, :] < frame_lengths[:, None]
         mask = None
         if not bool(keep.all()):
             mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
             mask = mask.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]
         states = [x] if output_hidden_states else []
-        for layer in enc.layers:
+        for layer in enc.layers[start:]:
             if self.training and enc.layerdrop > 0.0 and torch.rand([]) < enc.layerdrop:
                 if output_hidden_states:
                     states.append(x)
@@ -366,6 +374,40 @@ class WhisperBackbone(Backbone):
         stitched = [self._stitch(h, windows, x.shape[0], total) for h in [hidden, *states]]
         return BackboneOutput(
             stitched[0], frame_lengths, tuple(stitched[1:]) if output_hidden_states else None
+        )
+
+    supports_resume = True
+
+    def forward_from(
+        self, hidden: torch.Tensor, frame_lengths: torch.Tensor, start_layer: int
+    ) -> BackboneOutput:
+        """Run ``layers[start_layer:]`` and the final layer norm on ``hidden_states[start_layer]``.
+
+        ``hidden`` is ``[B, F, H]`` as :meth:`forward` returned it (stitched for inputs over
+        30 s: those are cut into the same windows again, so frames near a window seam see a
+        slightly different context than in one uninterrupted forward pass).
+
+        Raises:
+            ModelError: ``start_layer`` outside ``[0, num_layers]``.
+        """
+        if not 0 <= start_layer <= self.num_layers:
+            raise ModelError(
+                f"whisper backbone: start_layer must be in [0, {self.num_layers}], got "
+                f"{start_layer}"
+            )
+        frame_lengths = frame_lengths.to(device=hidden.device, dtype=torch.long)
+        total = hidden.shape[1]
+        if total <= self.max_frames:
+            out, _ = self._run_layers(hidden, frame_lengths, False, start=start_layer)
+            return BackboneOutput(out, frame_lengths, None)
+        windows = self._windows(frame_lengths)
+        rows_len = torch.tensor([n for _, _, n in windows], device=hidden.device)
+        rows = hidden.new_zeros(len(windows), int(rows_len.max()), hidden.shape[-1])
+        for i, (b, begin, n) in enumerate(windows):
+            rows[i, :n] = hidden[b, begin : begin + n]
+        out, _ = self._run_layers(rows, rows_len, False, start=start_layer)
+        return BackboneOutput(
+            self._stitch(out, windows, hidden.shape[0], total), frame_lengths, None
         )
 
     def _windows(self, frame_lengths: torch.Tensor) -> list[tuple[int, int, int]]:
