@@ -32,7 +32,7 @@ from speechx.evaluation.cascade import (
     transcribe_cached,
 )
 from speechx.evaluation.speech_retrieval import evaluate_speech_retrieval, load_test_set
-from speechx.metrics.asr import wer
+from speechx.metrics.asr import cer, wer
 from speechx.testing import make_kaldi_dir, make_wav
 
 TEXTS = ("the fish swims home", "where is the exit", "I am not a crab")
@@ -404,8 +404,12 @@ def test_real_whisper_base_on_espeak_dutch(tmp_path: Path) -> None:
         t = WhisperTranscriber(CascadeConfig(model="whisper-base"))
     except ModelError as exc:
         pytest.skip(f"whisper-base not available: {exc}")
-    text = "Goedemorgen, hoe gaat het vandaag met jou?"
+    text = "Ik woon in Amsterdam en ik werk elke dag in de stad."
     wav = tmp_path / "nl.wav"
     subprocess.run(["espeak-ng", "-v", "nl", "-w", str(wav), text], check=True)
     (hyp,) = t.transcribe([(load_audio(wav, 16000), 16000)], "nl")
+    # measured: "Ik mond in Amsterdam en ik mei keelke dag in de start." (WER 0.33, CER 0.18);
+    # espeak-ng Dutch is hard for Whisper-base, so the bounds leave room
+    assert cer([text], [hyp]).rate <= 0.35, hyp
     assert wer([text], [hyp]).rate <= 0.5, hyp
+    assert "amsterdam" in hyp.lower() and " in de " in f" {hyp.lower()} ", hyp  # Dutch, kept
