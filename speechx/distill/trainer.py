@@ -232,11 +232,36 @@ def _teacher_dim(src: SourceSpec) -> int:
     return int(arr.shape[1])
 
 
-# --------------------------------------------------------------------------- the run
-class _Run:
-    """State of one training run (kept in one object so the loop reads top to bottom)."""
+# --------------------------------------------------------------------------- the loop
+class TrainingLoop:
+    """One training run of a speechx task: the machinery every task shares.
 
-    def __init__(self, cfg: DistillConfig, exp_dir: Path, resume: bool) -> None:
+    The loop owns the experiment directory, logging, seeding, the language-balanced batch
+    sampler, AdamW with warmup/decay, gradient accumulation and clipping, DDP, feature caching
+    of a frozen bottom, checkpoints with exact resume, periodic dev evaluation with
+    best-model selection, metrics.jsonl and curves.  A task subclasses it and fills in the
+    hooks below (see :class:`_DistillRun`, and ``speechx.asr.trainer`` for CTC ASR).
+
+    The config must offer the fields the loop reads: ``data`` (``max_batch_seconds``,
+    ``lang_alpha``, ``num_buckets``, ``num_workers``, ``feature_cache``,
+    ``feature_cache_dir``), ``optim`` (an :class:`~speechx.distill.config.OptimConfig`),
+    ``eval`` (``primary_metric``, ``max_batch_seconds``), ``max_steps``, ``epochs``, ``seed``,
+    ``num_threads``, ``eval_every``, ``save_every``, ``keep_last_n``, ``log_every``,
+    ``to_dict()``, and ``save_config``-able.  Hooks:
+
+    * :meth:`build` sets ``self.model``, ``self.train_data`` and ``self.dev_data``;
+    * :meth:`build_loss` prepares the loss (after the model and data exist);
+    * :meth:`cached_train_set` wraps the training data around a feature store;
+    * :meth:`compute_loss` runs a batch and returns the loss and its logged parts;
+    * :meth:`dev_metrics` evaluates on the dev data (rank 0), :meth:`is_better` compares.
+    """
+
+    #: label of the progress bar
+    task = "train"
+    #: collate function of audio training items (the cached path uses ``cached_train_set``)
+    audio_collate: Any = staticmethod(collate_distill)
+
+    def __init__(self, cfg: Any, exp_dir: Path, resume: bool) -> None:
         self.cfg = cfg
         self.exp_dir = exp_dir
         self.env = init_distributed()
@@ -280,19 +305,8 @@ class _Run:
 
         seed_everything(cfg.seed)
         d = cfg.data
-        self.train_sources = resolve_sources(d.train, d.teacher_id, d.target_fields)
-        dev_sources = resolve_sources(d.dev, d.teacher_id, [cfg.eval_field])
-        # the model decides the sample rate: build it once the teacher dimension is known
-        self.model = build_model(cfg, _teacher_dim(self.train_sources[0]))
+        self.build()
         sr = self.model.sample_rate
-        self.train_data = build_distill_data(
-            self.train_sources, sample_rate=sr, max_duration=d.max_duration, role="train"
-        )
-        self.dev_data: DistillData | None = None
-        if dev_sources and env.is_main:
-            self.dev_data = build_distill_data(
-                dev_sources, sample_rate=sr, max_duration=None, role="dev"
-            )
         n_params = sum(p.numel() for p in self.model.parameters())
         n_train = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         log.info(
@@ -303,6 +317,7 @@ class _Run:
             self.model.embed_dim,
             sr,
         )
+        self.describe_model()
         self._log_languages()
         self._setup_feature_cache()
 
@@ -326,8 +341,7 @@ class _Run:
                 s, warmup_steps=o.warmup_steps, total_steps=self.total_steps, schedule=o.schedule
             ),
         )
-        self.loss_fn = DistillLoss(cfg.loss.weights, temperature=cfg.loss.temperature)
-        log.info("loss %r; %d optimizer steps planned", self.loss_fn, self.total_steps)
+        self.build_loss()
 
         if self.resume:
             self._load_latest()
@@ -341,7 +355,7 @@ class _Run:
         """Train on cached frozen-part features when the model allows it (data.feature_cache)."""
         cfg, env = self.cfg, self.env
         self.train_set: Any = self.train_data
-        self.collate: Any = collate_distill
+        self.collate: Any = self.audio_collate
         self.dev_store: FeatureStore | None = None
         self.cached = cfg.data.feature_cache == "auto" and self.model.cache_point is not None
         if not self.cached:
@@ -365,14 +379,64 @@ class _Run:
         barrier(env)
         if not env.is_main:  # finished by rank 0: found and opened, not rebuilt
             store = build_feature_store(self.model, self.train_data, root, max_batch_seconds=bs)
-        self.train_set = FeatureData(
-            self.train_data,
-            store,
-            time_mask=cfg.data.feature_time_mask,
-            mask_span=cfg.data.feature_mask_span,
-        )
-        self.collate = collate_features
+        self.train_set, self.collate = self.cached_train_set(store)
 
+    # ------------------------------------------------------------------ task hooks
+    def build(self) -> None:
+        """Set ``self.model``, ``self.train_data`` and ``self.dev_data`` (None off rank 0)."""
+        raise NotImplementedError
+
+    def describe_model(self) -> None:
+        """Log anything task-specific about the built model (optional)."""
+
+    def build_loss(self) -> None:
+        """Prepare the loss; called once the model, data and step count exist."""
+        raise NotImplementedError
+
+    def cached_train_set(self, store: FeatureStore) -> tuple[Any, Any]:
+        """``(dataset, collate_fn)`` of the training items read from a feature store."""
+        raise NotImplementedError
+
+    def compute_loss(
+        self, net: torch.nn.Module, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Forward one batch: ``(loss to backpropagate, {"loss": ..., part: value})``."""
+        raise NotImplementedError
+
+    def loss_parts(self) -> list[str]:
+        """Names of the logged loss parts besides ``loss`` (in log-line order)."""
+        return []
+
+    def dry_run_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """A scalar reaching every used parameter, for DDP's unused-parameter check."""
+        loss, _ = self.compute_loss(self.model, batch)
+        return loss
+
+    def dev_metrics(self) -> dict[str, float]:
+        """Evaluate ``self.model`` on ``self.dev_data``; keys are ``dev_<metric>``."""
+        raise NotImplementedError
+
+    def describe_dev(self, metrics: dict[str, float]) -> str:
+        """The dev metrics as they appear in the log line."""
+        return " ".join(f"{k[4:]}={v:.4f}" for k, v in metrics.items())
+
+    def after_dev(self, metrics: dict[str, float]) -> None:
+        """Warnings about a dev evaluation (optional)."""
+
+    def is_better(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` of the primary metric improves on ``best``."""
+        return is_better(self.cfg.eval.primary_metric, value, best)
+
+    def describe_batch(self, batch: dict[str, Any]) -> str:
+        """Name a batch's utterances for error messages."""
+        if "indices" in batch:
+            ids = [self.train_data.ids[int(i)] for i in batch["indices"]]
+        else:
+            ids = list(batch.get("ids", []))
+        more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
+        return ", ".join(ids[:3]) + more
+
+    # ------------------------------------------------------------------ forward helpers
     def _forward(self, net: torch.nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if self.cached:
             return net(features=batch["features"], frame_lengths=batch["frame_lengths"])
@@ -420,8 +484,7 @@ class _Run:
         state = rng_state()
         batches = self.sampler.epoch_batches(0)
         batch = self.collate([self.train_set[i] for i in batches[0]])
-        out = self._forward(self.model, batch)
-        out["projected"].float().pow(2).sum().backward()
+        self.dry_run_loss(batch).backward()
         unused = any(p.grad is None for p in self.model.parameters() if p.requires_grad)
         self.model.zero_grad(set_to_none=True)
         set_rng_state(state)
@@ -490,42 +553,19 @@ class _Run:
     def _evaluate(self) -> None:
         if self.env.is_main and self.dev_data is not None:
             t0 = time.time()
-            metrics = evaluate_dev(
-                self.model,
-                self.dev_data,
-                max_batch_seconds=self.cfg.eval.max_batch_seconds,
-                features=self.dev_store,
-            )
+            metrics = self.dev_metrics()
             self.last_dev = metrics
             value = metrics.get(self.primary, float("nan"))
             append_jsonl(self.metrics_file, {"step": self.pos.step, "split": "dev", **metrics})
-            if metrics.get("dev_mean_pairwise_cos", 0.0) > COLLAPSE_COS:
-                log.warning(
-                    "step %d: dev speech embeddings have collapsed (mean pairwise cosine %.5f): "
-                    "every utterance gets nearly the same vector; raise the infonce weight, "
-                    "train longer or start from a pretrained backbone",
-                    self.pos.step,
-                    metrics["dev_mean_pairwise_cos"],
-                )
-            improved = is_better(self.cfg.eval.primary_metric, value, self.best_value)
+            self.after_dev(metrics)
+            improved = self.is_better(value, self.best_value)
             if improved:
                 self.best_value, self.best_step = value, self.pos.step
                 save_model_dir(self.model, self.model_dir)
             log.info(
                 "step %d dev: %s (%.1fs)%s",
                 self.pos.step,
-                " ".join(
-                    f"{k[4:]}={metrics[k]:.4f}"
-                    for k in (
-                        "dev_recall@1",
-                        "dev_recall@5",
-                        "dev_mrr@10",
-                        "dev_xsim_error",
-                        "dev_cosine_distance",
-                        "dev_mean_pairwise_cos",
-                    )
-                    if k in metrics
-                ),
+                self.describe_dev(metrics),
                 time.time() - t0,
                 f" -> new best {self.primary}, saved {self.model_dir}" if improved else "",
             )
@@ -573,7 +613,7 @@ class _Run:
             disable=None if env.is_main else True,
             unit="step",
             dynamic_ncols=True,
-            desc="distill",
+            desc=self.task,
         )
         window: dict[str, list[float]] = {}
         audio_seconds, t_window = 0.0, time.time()
@@ -594,17 +634,19 @@ class _Run:
                     sync = self.ddp is None or k == len(chunk) - 1
                     ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()  # type: ignore[union-attr]
                     with ctx:
-                        out = self._forward(net, batch)
-                        res = self.loss_fn(out["projected"], batch["targets"], batch["groups"])
-                        (res.loss / len(chunk)).backward()
-                    for name, v in res.components.items():
+                        loss, components = self.compute_loss(net, batch)
+                        (loss / len(chunk)).backward()
+                    for name, v in components.items():
                         parts[name] = parts.get(name, 0.0) + v / len(chunk)
                     audio_seconds += self._batch_seconds(batch)
-                if not all(math.isfinite(v) for v in parts.values()):
-                    raise TrainingError(
-                        f"step {self.pos.step + 1}: non-finite loss {parts} (epoch "
-                        f"{self.pos.epoch}); lower the learning rates or check the targets"
-                    )
+                    if not math.isfinite(components["loss"]):
+                        # nothing of this step is applied, and no checkpoint is written after it
+                        raise TrainingError(
+                            f"step {self.pos.step + 1}: non-finite loss {components} (epoch "
+                            f"{self.pos.epoch}, batch {self.pos.chunk * cfg.optim.grad_accum + k} of the "
+                            f"epoch: {self.describe_batch(batch)}); lower the learning rates "
+                            "or check the data"
+                        )
                 clip = cfg.optim.grad_clip
                 gnorm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))
                 self.optimizer.step()
@@ -644,7 +686,7 @@ class _Run:
                             self.pos.step,
                             self.pos.epoch,
                             rec["loss"],
-                            " ".join(f"{k} {rec[k]:.4f}" for k in self.loss_fn.weights),
+                            " ".join(f"{k} {rec[k]:.4f}" for k in self.loss_parts()),
                             rec["grad_norm"],
                             lrs,
                             rec["audio_sec_per_sec"],
@@ -693,6 +735,101 @@ class _Run:
         )
 
 
+class _DistillRun(TrainingLoop):
+    """Distillation: speech embeddings regress onto teacher embeddings of the transcript."""
+
+    task = "distill"
+
+    def build(self) -> None:
+        cfg = self.cfg
+        d = cfg.data
+        self.train_sources = resolve_sources(d.train, d.teacher_id, d.target_fields)
+        dev_sources = resolve_sources(d.dev, d.teacher_id, [cfg.eval_field])
+        # the model decides the sample rate: build it once the teacher dimension is known
+        self.model = build_model(cfg, _teacher_dim(self.train_sources[0]))
+        sr = self.model.sample_rate
+        self.train_data = build_distill_data(
+            self.train_sources, sample_rate=sr, max_duration=d.max_duration, role="train"
+        )
+        self.dev_data: DistillData | None = None
+        if dev_sources and self.env.is_main:
+            self.dev_data = build_distill_data(
+                dev_sources, sample_rate=sr, max_duration=None, role="dev"
+            )
+
+    def build_loss(self) -> None:
+        cfg = self.cfg
+        self.loss_fn = DistillLoss(cfg.loss.weights, temperature=cfg.loss.temperature)
+        log.info("loss %r; %d optimizer steps planned", self.loss_fn, self.total_steps)
+
+    def cached_train_set(self, store: FeatureStore) -> tuple[Any, Any]:
+        d = self.cfg.data
+        data = FeatureData(
+            self.train_data, store, time_mask=d.feature_time_mask, mask_span=d.feature_mask_span
+        )
+        return data, collate_features
+
+    def compute_loss(
+        self, net: torch.nn.Module, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        out = self._forward(net, batch)
+        res = self.loss_fn(out["projected"], batch["targets"], batch["groups"])
+        return res.loss, res.components
+
+    def loss_parts(self) -> list[str]:
+        return list(self.loss_fn.weights)
+
+    def dry_run_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        out = self._forward(self.model, batch)
+        return out["projected"].float().pow(2).sum()
+
+    def dev_metrics(self) -> dict[str, float]:
+        return evaluate_dev(
+            self.model,
+            self.dev_data,
+            max_batch_seconds=self.cfg.eval.max_batch_seconds,
+            features=self.dev_store,
+        )
+
+    def describe_dev(self, metrics: dict[str, float]) -> str:
+        keys = (
+            "dev_recall@1",
+            "dev_recall@5",
+            "dev_mrr@10",
+            "dev_xsim_error",
+            "dev_cosine_distance",
+            "dev_mean_pairwise_cos",
+        )
+        return " ".join(f"{k[4:]}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+    def after_dev(self, metrics: dict[str, float]) -> None:
+        if metrics.get("dev_mean_pairwise_cos", 0.0) > COLLAPSE_COS:
+            log.warning(
+                "step %d: dev speech embeddings have collapsed (mean pairwise cosine %.5f): "
+                "every utterance gets nearly the same vector; raise the infonce weight, "
+                "train longer or start from a pretrained backbone",
+                self.pos.step,
+                metrics["dev_mean_pairwise_cos"],
+            )
+
+
+def run_training(loop: TrainingLoop) -> TrainResult:
+    """Set up and run ``loop``; logging and the process group are closed afterwards.
+
+    Returns:
+        The :class:`TrainResult`.
+
+    Raises:
+        TrainingError, speechx.errors.SpeechxError: whatever the loop's setup or steps raise.
+    """
+    try:
+        loop.setup()
+        return loop.train()
+    finally:
+        close_logging()
+        shutdown_distributed(loop.env)
+
+
 def train_distill(
     config: DistillConfig, exp_dir: str | os.PathLike, *, resume: bool = False
 ) -> TrainResult:
@@ -716,20 +853,16 @@ def train_distill(
         speechx.errors.SpeechxError: unreadable data dirs, audio or teacher embeddings.
     """
     config.validate()
-    run = _Run(config, Path(exp_dir), resume)
-    try:
-        run.setup()
-        return run.train()
-    finally:
-        close_logging()
-        shutdown_distributed(run.env)
+    return run_training(_DistillRun(config, Path(exp_dir), resume))
 
 
 __all__ = [
     "TrainResult",
+    "TrainingLoop",
     "build_model",
     "build_optimizer",
     "list_checkpoints",
     "lr_factor",
+    "run_training",
     "train_distill",
 ]
