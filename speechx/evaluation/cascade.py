@@ -104,6 +104,11 @@ class CascadeConfig:
         num_beams: 1 is greedy (the default); more is beam search.
         batch_size: utterances decoded together (sorted by length, so padding is small).
         max_new_tokens: a cap on generated tokens per utterance (``None``: the model's limit).
+        max_tokens_per_second: a further cap of ``16 + this x seconds`` tokens for a batch (its
+            longest utterance).  Speech runs at about 2-8 Whisper tokens per second, so real
+            transcripts stay below it, while a repetition loop (greedy Whisper sometimes
+            repeats a phrase until the 448-token limit, holding up its whole batch) stops early.
+            ``None`` turns it off.
         whisper_cache_dir: cache root of the Whisper import (``None``: ``$SPEECHX_CACHE``).
         show_progress: a tqdm bar over utterances; ``None`` shows it on a terminal.
     """
@@ -112,6 +117,7 @@ class CascadeConfig:
     num_beams: int = 1
     batch_size: int = 8
     max_new_tokens: int | None = None
+    max_tokens_per_second: float | None = 12.0
     whisper_cache_dir: str | None = None
     show_progress: bool | None = None
 
@@ -123,6 +129,11 @@ class CascadeConfig:
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise EvaluationError(
                 f"cascade: max_new_tokens must be >= 1 or None, got {self.max_new_tokens}"
+            )
+        if self.max_tokens_per_second is not None and self.max_tokens_per_second <= 0:
+            raise EvaluationError(
+                "cascade: max_tokens_per_second must be > 0 or None, got "
+                f"{self.max_tokens_per_second}"
             )
 
 
@@ -198,7 +209,15 @@ class WhisperTranscriber:
             stamp = [imported.read_text("utf-8")]
         cfg = self.config
         return _sha(
-            ["whisper", self.name, *stamp, cfg.num_beams, cfg.max_new_tokens, "no-timestamps"]
+            [
+                "whisper",
+                self.name,
+                *stamp,
+                cfg.num_beams,
+                cfg.max_new_tokens,
+                cfg.max_tokens_per_second,
+                "no-timestamps",
+            ]
         )
 
     def load(self) -> WhisperTranscriber:
@@ -302,7 +321,7 @@ class WhisperTranscriber:
         ):
             for idx, long_form in batches:
                 waves = [_load(items[i], labels[i]) for i in idx]
-                texts = self._decode(waves, language, long_form)
+                texts = self._decode(waves, language, long_form, [labels[i] for i in idx])
                 for i, t in zip(idx, texts, strict=True):
                     out[i] = t
                 if on_batch is not None:
@@ -310,7 +329,23 @@ class WhisperTranscriber:
                 bar.update(len(idx))
         return [t or "" for t in out]
 
-    def _decode(self, waves: list[np.ndarray], language: str, long_form: bool) -> list[str]:
+    def token_cap(self, seconds: float) -> int | None:
+        """The ``max_new_tokens`` for a batch whose longest utterance lasts ``seconds``.
+
+        Returns:
+            The smaller of ``max_new_tokens`` and ``16 + max_tokens_per_second x seconds``
+            (``None`` when neither is set: the model's own limit).
+        """
+        caps = []
+        if self.config.max_new_tokens is not None:
+            caps.append(self.config.max_new_tokens)
+        if self.config.max_tokens_per_second is not None:
+            caps.append(16 + int(np.ceil(self.config.max_tokens_per_second * seconds)))
+        return min(caps) if caps else None
+
+    def _decode(
+        self, waves: list[np.ndarray], language: str, long_form: bool, names: list[str]
+    ) -> list[str]:
         self.load()
         fe = self._processor.feature_extractor
         kwargs: dict[str, Any] = {
@@ -319,8 +354,14 @@ class WhisperTranscriber:
             "num_beams": self.config.num_beams,
             "do_sample": False,
         }
-        if self.config.max_new_tokens is not None:
-            kwargs["max_new_tokens"] = self.config.max_new_tokens
+        cap = None if long_form else self.token_cap(max(len(w) for w in waves) / _SAMPLE_RATE)
+        if long_form and self.config.max_new_tokens is not None:
+            cap = self.config.max_new_tokens  # per 30-s window in the long-form path
+        if cap is not None:
+            # the model's limit counts the 4 prompt tokens too
+            limit = self._model.config.max_target_positions - 4
+            cap = min(cap, limit)
+            kwargs["max_new_tokens"] = cap
         if long_form:
             feats = fe(
                 waves,
@@ -339,6 +380,17 @@ class WhisperTranscriber:
         else:
             feats = fe(waves, sampling_rate=_SAMPLE_RATE, return_tensors="pt")
             ids = self._model.generate(feats.input_features, **kwargs)
+            if cap is not None:
+                eos = self._model.generation_config.eos_token_id
+                n_tokens = (ids != eos).sum(dim=1).tolist()
+                for name, n in zip(names, n_tokens, strict=True):
+                    if n >= cap:
+                        logger.warning(
+                            "%s: the transcript reached the cap of %d tokens (a repetition "
+                            "loop?) and was cut there",
+                            name,
+                            cap,
+                        )
         texts = self._processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
         return [t.strip() for t in texts]
 

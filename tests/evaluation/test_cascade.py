@@ -395,6 +395,25 @@ def test_tiny_whisper_transcribes_in_order(tiny_whisper: Path, tmp_path: Path, c
     assert t.cache_id != WhisperTranscriber(model=str(tiny_whisper), num_beams=2).cache_id
 
 
+def test_token_cap_stops_runaway_transcripts(tiny_whisper: Path, tmp_path: Path, caplog) -> None:
+    t = WhisperTranscriber(model=str(tiny_whisper), max_tokens_per_second=2.0)
+    assert t.token_cap(5.0) == 26
+    assert WhisperTranscriber(model=str(tiny_whisper), max_new_tokens=20).token_cap(5.0) == 20
+    assert (
+        WhisperTranscriber(model=str(tiny_whisper), max_tokens_per_second=None).token_cap(5.0)
+        is None
+    )
+    wav = make_wav(tmp_path / "a.wav", 1.0, 16000)
+    with caplog.at_level(logging.WARNING):
+        (hyp,) = t.transcribe([str(wav)], "nl", names=["utt-a"])
+    # the random model never says end-of-text, so it stops at 16 + 2 x 1 s = 18 tokens
+    assert "utt-a: the transcript reached the cap of 18 tokens" in caplog.text
+    assert hyp
+    # a 10-s clip gets 36 tokens, more than the 18 that the 1-s clip got
+    long = t.transcribe([str(make_wav(tmp_path / "b.wav", 10.0, 16000))], "nl")[0]
+    assert "cap of 36 tokens" in caplog.text and len(long) > len(hyp)
+
+
 # ------------------------------------------------------------------ the real whisper-base
 @pytest.mark.slow
 def test_real_whisper_base_on_espeak_dutch(tmp_path: Path) -> None:
