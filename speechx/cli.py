@@ -386,6 +386,135 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--cascade-batch-size", type=int, default=8, help="utterances per Whisper batch")
 
 
+# ------------------------------------------------------------------------------- scoring
+@_verb("score", "score ASR hypotheses against references: WER/CER/MER per language, alignments")
+def _score(args: argparse.Namespace) -> int:
+    from speechx.evaluation.asr import (
+        load_normalizer,
+        peer_rows,
+        read_transcripts,
+        read_utt2lang,
+        score_transcripts,
+        write_asr_results,
+    )
+    from speechx.metrics.asr import TextNormalizer
+
+    if args.no_normalize:
+        norm = TextNormalizer.verbatim()
+    elif args.normalizer is not None:
+        norm = load_normalizer(args.normalizer)
+    else:
+        norm = TextNormalizer()
+    changes: dict[str, Any] = {}
+    if args.unicode_form is not None:
+        changes["unicode_form"] = None if args.unicode_form == "none" else args.unicode_form
+    if args.no_lowercase:
+        changes["lowercase"] = False
+    if args.keep_punctuation:
+        changes["remove_punctuation"] = False
+    if args.no_word_apostrophes:
+        changes["keep_word_apostrophes"] = False
+    if changes:
+        norm = TextNormalizer.from_settings({**norm.settings(), **changes})
+    refs = read_transcripts(args.ref, what="references")
+    hyps = read_transcripts(args.hyp, what="hypotheses")
+    utt2lang = None
+    if args.utt2lang is not None:
+        utt2lang = read_utt2lang(args.utt2lang)
+    elif args.ref.is_dir() and (args.ref / "utt2lang").is_file():
+        utt2lang = read_utt2lang(args.ref)
+    kwargs: dict[str, Any] = {
+        "utt2lang": utt2lang,
+        "normalizer": norm,
+        "lang": args.lang,
+        "set_name": args.set,
+    }
+    report = score_transcripts(refs, hyps, **kwargs)
+    print(report.format(args.metric, top=args.top), end="")
+    peers = []
+    for spec in args.peer:
+        system, sep, path = spec.partition("=")
+        if not sep or not system or not path:
+            raise SpeechxError(f"--peer {spec!r}: expected SYSTEM=HYP_FILE")
+        peer = score_transcripts(
+            refs, read_transcripts(path, what=f"{system} hypotheses"), **kwargs
+        )
+        peers += peer_rows(peer, system)
+        overall = peer.overall
+        rates = ", ".join(
+            f"{m.upper()} {100 * overall[m]:.2f}%" for m in args.metric if overall[m] is not None
+        )
+        print(f"peer {system}: {rates}")
+    if args.out_dir is not None:
+        path = write_asr_results(
+            args.out_dir,
+            split=args.split,
+            model=args.model or str(args.hyp),
+            report=report,
+            peers=peers,
+        )
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_score_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    p = sub["score"]
+    p.add_argument("ref", type=Path, help="reference Kaldi text file (utt-id words...) or data dir")
+    p.add_argument("hyp", type=Path, help="hypothesis Kaldi text file or dir with a text file")
+    p.add_argument(
+        "--utt2lang",
+        type=Path,
+        default=None,
+        help="utt-id -> language file for the per-language breakdown (default: REF dir's)",
+    )
+    p.add_argument("--lang", default=None, help="language of every utterance without utt2lang")
+    p.add_argument("--set", default=None, help="data set name recorded in each row")
+    p.add_argument(
+        "--metric",
+        nargs="+",
+        choices=["wer", "cer", "mer"],
+        default=["wer", "cer", "mer"],
+        help="rates to print (asr.json always has all three)",
+    )
+    p.add_argument("--top", type=int, default=10, help="most frequent errors to print")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write asr.json, .pra alignments, summary.md and a chart here",
+    )
+    p.add_argument("--split", default="test", help="split name for asr.json")
+    p.add_argument("--model", default=None, help="model name for asr.json (default: HYP path)")
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="SYSTEM=HYP",
+        help="also score another system's hypotheses as a peer row (repeatable)",
+    )
+    g = p.add_argument_group("normalisation (default: NFKC, case-folded, punctuation removed)")
+    g.add_argument(
+        "--normalizer",
+        type=Path,
+        default=None,
+        help="JSON normaliser settings, a results/config JSON with a 'normalizer' entry, "
+        "or a model dir",
+    )
+    g.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="score the text as it is (only whitespace is collapsed)",
+    )
+    g.add_argument("--unicode-form", choices=["NFC", "NFKC", "NFD", "NFKD", "none"], default=None)
+    g.add_argument("--no-lowercase", action="store_true", help="keep case")
+    g.add_argument("--keep-punctuation", action="store_true", help="do not remove punctuation")
+    g.add_argument(
+        "--no-word-apostrophes",
+        action="store_true",
+        help="remove apostrophes inside words too (don't -> don t)",
+    )
+
+
 # ------------------------------------------------------------------------------- parsing
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -399,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub[name] = subparsers.add_parser(name, help=help_, description=help_)
     _add_data_args(sub)
     _add_model_args(sub)
+    _add_score_args(sub)
     return parser
 
 
