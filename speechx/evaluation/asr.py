@@ -122,7 +122,7 @@ class AsrReport:
         _check_metrics(metrics)
         head = f"set {self.set_name}: " if self.set_name else ""
         lines = [
-            f"{head}{self.overall['n_utts']} utterances, normalisation: "
+            f"{head}{_n(self.overall['n_utts'], 'utterance')}, normalisation: "
             f"{self.normalizer.describe()}",
             "",
         ]
@@ -160,13 +160,13 @@ class AsrReport:
         if self.missing_hyps:
             lines += [
                 "",
-                f"{len(self.missing_hyps)} reference utterances have no hypothesis (scored as "
+                f"{_n(len(self.missing_hyps), 'reference utterance')} without a hypothesis (scored as "
                 f"all deletions): {_some(self.missing_hyps)}",
             ]
         if self.extra_hyps:
             lines += [
                 "",
-                f"{len(self.extra_hyps)} hypotheses have no reference (ignored): "
+                f"{_n(len(self.extra_hyps), 'hypothesis', 'hypotheses')} without a reference (ignored): "
                 f"{_some(self.extra_hyps)}",
             ]
         return "\n".join(lines) + "\n"
@@ -213,7 +213,7 @@ def score_transcripts(
         unlabelled = [u for u in ids if u not in utt2lang]
         if unlabelled:
             raise EvaluationError(
-                f"{where}: {len(unlabelled)} utterances have no language in utt2lang: "
+                f"{where}: {_n(len(unlabelled), 'utterance')} without a language in utt2lang: "
                 f"{_some(unlabelled)}"
             )
         langs = [str(utt2lang[u]) for u in ids]
@@ -478,7 +478,7 @@ def render_summary(doc: Mapping[str, Any], reports: Sequence[AsrReport] = (), to
             where = "" if key == OVERALL else f" in {key}"
             lines += [
                 "",
-                f"**{len(missing)} utterances{where} had no hypothesis** and were scored as "
+                f"**{_n(len(missing), 'utterance')}{where} without a hypothesis** scored as "
                 f"all deletions: {_some(missing)}",
             ]
     for key, extra in (doc.get("extra_hyps") or {}).items():
@@ -486,7 +486,7 @@ def render_summary(doc: Mapping[str, Any], reports: Sequence[AsrReport] = (), to
             where = "" if key == OVERALL else f" for {key}"
             lines += [
                 "",
-                f"{len(extra)} hypotheses{where} had no reference (ignored): {_some(extra)}",
+                f"{_n(len(extra), 'hypothesis', 'hypotheses')}{where} without a reference (ignored): {_some(extra)}",
             ]
     if doc.get("alignments"):
         lines += ["", "Alignments: " + ", ".join(f"`{p}`" for p in doc["alignments"])]
@@ -639,9 +639,10 @@ def load_normalizer(path: str | os.PathLike) -> TextNormalizer:
     """Rebuild the normaliser recorded in a JSON file or a model directory.
 
     Accepted: a JSON object of :meth:`TextNormalizer.settings`; any JSON object with a
-    ``"normalizer"`` (or ``"text_normalizer"``) entry holding them, such as ``asr.json`` or
-    a model's ``config.json``; or a directory holding ``normalizer.json`` or such a
-    ``config.json``.
+    ``"normalizer"`` (or ``"text_normalizer"``) entry holding them, such as ``asr.json``; an
+    ASR model's ``config.json`` with ``vocab.text_normalization`` (its ``digits`` setting is
+    not applied to scoring: references keep their digits); or a directory holding
+    ``normalizer.json`` or such a ``config.json``.
 
     Returns:
         The :class:`TextNormalizer`.
@@ -668,6 +669,16 @@ def load_normalizer(path: str | os.PathLike) -> TextNormalizer:
         for key in ("normalizer", "text_normalizer"):
             if isinstance(data.get(key), dict):
                 return _normalizer_from(data[key], str(p))
+        vocab = data.get("vocab")
+        if isinstance(vocab, dict) and isinstance(vocab.get("text_normalization"), dict):
+            settings = dict(vocab["text_normalization"])
+            if settings.pop("digits", "keep") != "keep":
+                logger.info(
+                    "%s: the model drops digits from its training targets; scoring keeps them "
+                    "in the references (a digit the model cannot write counts as an error)",
+                    p,
+                )
+            return _normalizer_from(settings, f"{p} (vocab.text_normalization)")
     if p.name == "config.json":
         raise EvaluationError(f"{p}: no 'normalizer' entry with the text normalisation settings")
     return _normalizer_from(data, str(p))
@@ -695,6 +706,10 @@ def _pct(v: Any) -> str:
     if not isinstance(v, int | float) or not math.isfinite(v):
         return "–"
     return f"{100 * v:.2f}"
+
+
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _some(ids: Sequence[str]) -> str:

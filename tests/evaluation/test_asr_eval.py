@@ -85,7 +85,7 @@ def test_score_normalizer_is_applied_and_recorded() -> None:
 def test_score_errors_name_the_problem() -> None:
     with pytest.raises(EvaluationError, match="no reference utterances"):
         score_transcripts({}, {"u": "a"})
-    with pytest.raises(EvaluationError, match="set s1: 1 utterances have no language.*u2"):
+    with pytest.raises(EvaluationError, match="set s1: 1 utterance without a language.*u2"):
         score_transcripts({"u1": "a", "u2": "b"}, {}, utt2lang={"u1": "nl"}, set_name="s1")
     with pytest.raises(EvaluationError, match="every reference is empty"):
         score_transcripts({"u1": "...", "u2": ""}, {"u1": "a"})
@@ -192,6 +192,12 @@ def test_load_normalizer_from_results_and_model_dirs(tmp_path: Path) -> None:
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"arch": "x", "normalizer": norm.settings()}))
     assert load_normalizer(model) == norm
+    asr_model = tmp_path / "asr_model"
+    asr_model.mkdir()
+    text_norm = {"unicode_form": None, "lowercase": True, "remove_punctuation": False}
+    cfg = {"vocab": {"vocab_size": 30, "text_normalization": {**text_norm, "digits": "remove"}}}
+    (asr_model / "config.json").write_text(json.dumps(cfg))
+    assert load_normalizer(asr_model) == TextNormalizer(**text_norm)
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(EvaluationError, match="bad.json: not valid JSON"):
         load_normalizer(tmp_path / "bad.json")
@@ -229,7 +235,11 @@ def test_cli_score_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     printed = capsys.readouterr().out
     assert rc == 0
     assert "nl " in printed and "55.56" in printed and "MER%" not in printed  # utt2lang from dir
-    assert "no hypothesis" in printed and "n2" in printed and "stray" in printed
+    assert (
+        "1 reference utterance without a hypothesis" in printed
+        and "n2" in printed
+        and "stray" in printed
+    )
     assert "peer whisper-base:zero-shot: WER 0.00%" in printed
     doc = json.loads((out / "asr.json").read_text(encoding="utf-8"))
     assert doc["model"] == "ctc" and [r["lang"] for r in doc["results"]] == ["nl", "zh", "all"]
