@@ -1,0 +1,168 @@
+"""The CTC training config: plain YAML mapped onto dataclasses, ``key=value`` overrides.
+
+A minimal ``conf/asr.yaml``::
+
+    data:
+      train: [data/fillets_nl_train, data/synth_nl_train]
+      dev: [data/fillets_nl_dev]
+    model: {source: whisper-base}
+    max_steps: 500
+
+``model.source`` is a preset (:func:`speechx.models.build_encoder`), a transformers backbone
+dir, a speechx encoder dir (a distilled model: its backbone and embedding head are kept) or a
+speechx recognizer dir (training continues from it, vocabulary included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from speechx.asr.model import CtcConfig
+from speechx.asr.vocab import TextConfig
+from speechx.distill.config import OptimConfig, _set_dotted, config_from_dict
+from speechx.distill.errors import ConfigError
+from speechx.errors import ModelError
+
+
+@dataclass
+class AsrDataConfig:
+    """Training and dev data dirs (transcripts in ``text``) and batching."""
+
+    train: list[str] = field(default_factory=list)
+    dev: list[str] = field(default_factory=list)
+    #: p_l ∝ (n_l/N)^alpha over utt2lang (1 = natural frequencies).
+    lang_alpha: float = 1.0
+    max_batch_seconds: float = 60.0
+    num_buckets: int = 10
+    #: Longer training utterances (seconds) are skipped; None keeps all.
+    max_duration: float | None = 20.0
+    num_workers: int = 0
+    #: "auto": train on cached features of a frozen bottom; "off": always run the whole model.
+    feature_cache: Literal["auto", "off"] = "auto"
+    feature_cache_dir: str | None = None
+
+
+@dataclass
+class AsrModelConfig:
+    """Where the acoustic model comes from, and the CTC head."""
+
+    source: str = "tiny"
+    #: Embedding head size when the encoder is built from a preset (kept, unused by CTC).
+    embed_dim: int = 512
+    overrides: dict[str, Any] = field(default_factory=dict)
+    ctc: CtcConfig = field(default_factory=CtcConfig)
+
+
+@dataclass
+class AsrEvalConfig:
+    """Dev evaluation: greedy decoding, WER and CER; the best model has the lowest primary."""
+
+    primary_metric: Literal["wer", "cer"] = "wer"
+    max_batch_seconds: float = 120.0
+
+
+@dataclass
+class AsrConfig:
+    """Everything a CTC training run needs; the resolved copy is written to ``config.yaml``."""
+
+    data: AsrDataConfig = field(default_factory=AsrDataConfig)
+    model: AsrModelConfig = field(default_factory=AsrModelConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr_head=1e-3))
+    eval: AsrEvalConfig = field(default_factory=AsrEvalConfig)
+    max_steps: int | None = None
+    epochs: int | None = None
+    seed: int = 0
+    num_threads: int | None = None
+    eval_every: int = 100
+    save_every: int = 100
+    keep_last_n: int = 3
+    log_every: int = 10
+
+    def validate(self) -> AsrConfig:
+        """Check what types alone cannot; returns ``self``.
+
+        Raises:
+            ConfigError: naming the key and the problem.
+        """
+        if not self.data.train:
+            raise ConfigError("data.train: no training data dir given")
+        if any(not d for d in [*self.data.train, *self.data.dev]):
+            raise ConfigError("data.train/data.dev: an empty data dir path")
+        if self.max_steps is None and self.epochs is None:
+            raise ConfigError("set max_steps or epochs (or both)")
+        for key in ("max_steps", "epochs"):
+            v = getattr(self, key)
+            if v is not None and v <= 0:
+                raise ConfigError(f"{key} must be > 0, got {v}")
+        for key in ("eval_every", "save_every", "log_every", "keep_last_n"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
+        if self.optim.grad_accum < 1:
+            raise ConfigError(f"optim.grad_accum must be >= 1, got {self.optim.grad_accum}")
+        if self.data.max_batch_seconds <= 0:
+            raise ConfigError("data.max_batch_seconds must be > 0")
+        if not 0.0 <= self.data.lang_alpha <= 1.0:
+            raise ConfigError(f"data.lang_alpha must be in [0, 1], got {self.data.lang_alpha}")
+        try:
+            self.model.ctc.validate()
+            TextConfig.from_dict(self.text.to_dict())
+        except ModelError as exc:
+            raise ConfigError(f"model.ctc / text: {exc}") from None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (YAML/JSON-safe)."""
+        return dataclasses.asdict(self)
+
+
+def load_asr_config(
+    yaml_path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    *,
+    ignore_sections: tuple[str, ...] = ("recipe",),
+) -> AsrConfig:
+    """Read a YAML config, apply ``dotted.key=value`` overrides and validate.
+
+    Returns:
+        The validated :class:`AsrConfig`.
+
+    Raises:
+        ConfigError: a missing file, invalid YAML, an unknown key (named) or a bad value.
+    """
+    data: dict[str, Any] = {}
+    if yaml_path is not None:
+        p = Path(yaml_path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+        data = {k: v for k, v in (loaded or {}).items() if k not in ignore_sections}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected 'dotted.key=value'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(data, key.strip().split("."), value, item)
+    return config_from_dict(data, AsrConfig).validate()
+
+
+def save_config(cfg: AsrConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML; returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return p

@@ -1,0 +1,207 @@
+"""SpeechRecognizer save/load/transcribe and train_asr on tiny data with the tiny preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import speechx.asr.trainer as asr_trainer
+from speechx.asr import (
+    AsrConfig,
+    CtcConfig,
+    SpeechRecognizer,
+    TextConfig,
+    Vocabulary,
+    load_asr_config,
+    train_asr,
+)
+from speechx.asr.model import spec_augment
+from speechx.distill.checkpoint import list_checkpoints
+from speechx.distill.errors import ConfigError, TrainingError
+from speechx.errors import ModelError
+from speechx.models import build_encoder
+from speechx.testing import make_kaldi_dir, make_sine
+
+TEXTS = ["ab ba", "Abba!", "baba ab"]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return make_kaldi_dir(tmp_path / "data", 3, seconds=(0.4, 0.3, 0.35), lang="nl", texts=TEXTS)
+
+
+def _recognizer() -> SpeechRecognizer:
+    torch.manual_seed(0)
+    enc = build_encoder("tiny", 8)
+    return SpeechRecognizer(enc, Vocabulary.build(TEXTS), CtcConfig(dropout=0.0))
+
+
+def _cfg(train: Path, dev: Path | None, **over: object) -> AsrConfig:
+    items = [
+        f"data.train=[{train}]",
+        f"data.dev=[{dev}]" if dev else "data.dev=[]",
+        "model.source=tiny",
+        "model.embed_dim=8",
+        "data.max_batch_seconds=0.8",
+        "optim.warmup_steps=0",
+        "optim.lr_head=0.01",
+        "optim.lr_backbone=0.001",
+        "max_steps=4",
+        "eval_every=2",
+        "save_every=2",
+        "log_every=1",
+        "num_threads=1",
+    ]
+    items += [f"{k}={json.dumps(v)}" for k, v in over.items()]
+    return load_asr_config(None, items)
+
+
+def test_save_load_round_trip_keeps_logits_vocab_and_normalisation(tmp_path: Path) -> None:
+    rec = _recognizer().eval()
+    rec.vocab.text = TextConfig(digits="remove")
+    wave = make_sine(0.3, 16000)
+    x = torch.from_numpy(wave)[None]
+    before = rec(x)["logits"]
+    rec.save_pretrained(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+    }
+    back = SpeechRecognizer.from_pretrained(tmp_path / "m")
+    torch.testing.assert_close(back(x)["logits"], before)
+    assert back.vocab == rec.vocab and back.vocab.text.digits == "remove"
+    hyps = back.transcribe([(wave, 16000), (wave, 16000)], beam_size=3)
+    assert hyps[0] == hyps[1] == back.transcribe([(wave, 16000)], beam_size=3)[0]
+    with pytest.raises(ModelError, match="list"):
+        back.transcribe((wave, 16000))
+
+
+def test_an_encoder_dir_is_named_as_such(tmp_path: Path) -> None:
+    build_encoder("tiny", 8).save_pretrained(tmp_path / "enc")
+    with pytest.raises(ModelError, match="without a CTC head"):
+        SpeechRecognizer.from_pretrained(tmp_path / "enc")
+
+
+def test_spec_augment_masks_about_the_asked_fraction_and_leaves_padding() -> None:
+    torch.manual_seed(0)
+    frames = torch.ones(2, 200, 64)
+    lengths = torch.tensor([200, 100])
+    out = spec_augment(
+        frames, lengths, time_prob=0.2, time_span=10, feature_prob=0.0, feature_span=8
+    )
+    masked = (out[0, :, 0] == 0).float().mean().item()
+    assert 0.08 < masked < 0.3
+    assert torch.all(out[1, 100:] == 1)
+    out = spec_augment(
+        frames, lengths, time_prob=0.0, time_span=10, feature_prob=0.25, feature_span=8
+    )
+    chans = (out[0, 0] == 0).float().mean().item()
+    assert 0.05 < chans < 0.4
+    assert torch.equal(out[0, 0] == 0, out[0, 150] == 0)  # the same channels in every frame
+
+
+def test_train_asr_writes_a_recognizer_and_dev_wer(data_dir: Path, tmp_path: Path) -> None:
+    res = train_asr(_cfg(data_dir, data_dir), tmp_path / "exp")
+    assert res.best_metric == "dev_wer" and res.best_value is not None
+    model = SpeechRecognizer.from_pretrained(res.model_dir)
+    assert model.vocab == Vocabulary.build(TEXTS)
+    lines = (tmp_path / "exp" / "log" / "metrics.jsonl").read_text().splitlines()
+    dev = [json.loads(x) for x in lines if '"dev"' in x]
+    assert dev and all(d["dev_wer"] >= 0.0 and d["dev_cer"] >= 0.0 for d in dev)
+    train = [json.loads(x) for x in lines if '"train"' in x]
+    assert all(np.isfinite(t["loss"]) for t in train)
+
+
+def test_resume_continues_exactly(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import speechx.distill.trainer as loop_mod
+
+    over = {"model.ctc.time_mask_prob": 0.2, "model.ctc.dropout": 0.1}
+    straight = train_asr(_cfg(data_dir, None, **over), tmp_path / "a")
+
+    class _Crash(Exception):
+        pass
+
+    real_save = loop_mod.save_checkpoint
+
+    def save_then_crash(state, ckpt_dir, step, keep):  # noqa: ANN001, ANN202
+        real_save(state, ckpt_dir, step, keep)
+        raise _Crash(step)
+
+    monkeypatch.setattr(loop_mod, "save_checkpoint", save_then_crash)
+    with pytest.raises(_Crash):
+        train_asr(_cfg(data_dir, None, **over), tmp_path / "b")
+    monkeypatch.setattr(loop_mod, "save_checkpoint", real_save)
+    resumed = train_asr(_cfg(data_dir, None, **over), tmp_path / "b", resume=True)
+    assert resumed.step == straight.step == 4
+    a = SpeechRecognizer.from_pretrained(straight.model_dir).state_dict()
+    b = SpeechRecognizer.from_pretrained(resumed.model_dir).state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_nan_loss_stops_with_step_and_batch_and_no_new_checkpoint(
+    data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    real = asr_trainer.ctc_loss
+    calls = {"n": 0}
+
+    def nan_on_third(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(asr_trainer, "ctc_loss", nan_on_third)
+    cfg = _cfg(data_dir, None, max_steps=6, save_every=1, **{"data.max_batch_seconds": 10})
+    with pytest.raises(
+        TrainingError, match=r"step 3: non-finite loss .*batch \d+ of the epoch: data/spk"
+    ):
+        train_asr(cfg, tmp_path / "exp")
+    steps = [s for s, _ in list_checkpoints(tmp_path / "exp" / "checkpoints")]
+    assert steps == [1, 2]
+
+
+def test_frozen_backbone_trains_on_cached_features(data_dir: Path, tmp_path: Path) -> None:
+    cfg = _cfg(
+        data_dir,
+        data_dir,
+        **{"model.overrides": {"freeze_backbone": True}, "model.ctc.feature_mask_prob": 0.1},
+    )
+    res = train_asr(cfg, tmp_path / "exp")
+    assert list((tmp_path / "exp" / "features").glob("train-*/.done"))
+    assert list((tmp_path / "exp" / "features").glob("dev-*/.done"))
+    start = build_encoder("tiny", 8, freeze_backbone=True)
+    torch.manual_seed(0)
+    trained = SpeechRecognizer.from_pretrained(res.model_dir)
+    # the backbone is untouched: only the CTC head learned
+    got = trained.encoder.backbone.state_dict()
+    assert set(got) == set(start.backbone.state_dict())
+    assert res.best_value is not None
+
+
+def test_a_distilled_encoder_dir_is_a_starting_point(data_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    enc = build_encoder("tiny", 8)
+    enc.save_pretrained(tmp_path / "distilled")
+    res = train_asr(
+        _cfg(data_dir, None, **{"model.source": str(tmp_path / "distilled"), "max_steps": 1}),
+        tmp_path / "exp",
+    )
+    rec = SpeechRecognizer.from_pretrained(res.model_dir)
+    # pooling and projection (the embedding head) come through unchanged
+    torch.testing.assert_close(
+        rec.encoder.projection.state_dict(), enc.projection.state_dict(), check_dtype=False
+    )
+    emb = rec.encoder.encode([(make_sine(0.3, 16000), 16000)])
+    assert emb.shape == (1, 8)
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="model.ctc.bogus"):
+        load_asr_config(None, ["data.train=[x]", "max_steps=1", "model.ctc.bogus=1"])
+    with pytest.raises(ConfigError, match="time_mask_prob"):
+        load_asr_config(None, ["data.train=[x]", "max_steps=1", "model.ctc.time_mask_prob=1.5"])
