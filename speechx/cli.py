@@ -153,6 +153,110 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- ASR
+@_verb("train-asr", "fine-tune a CTC recognizer on a speech encoder (best model by dev WER)")
+def _train_asr(args: argparse.Namespace) -> int:
+    from speechx.asr import load_asr_config, train_asr
+
+    cfg = load_asr_config(args.config, list(args.train_args))
+    result = train_asr(cfg, args.exp_dir, resume=args.resume)
+    print(result.model_dir)
+    return 0
+
+
+@_verb("transcribe", "transcribe audio or data dirs with a CTC model (greedy or beam search)")
+def _transcribe(args: argparse.Namespace) -> int:
+    from speechx.asr import SpeechRecognizer
+    from speechx.asr.evaluate import evaluate_asr, transcribe_data_dir, write_hyps
+
+    if args.score_dir is not None:
+        if not args.data_dir:
+            raise SpeechxError("--score-dir needs --data-dir (references come from its text)")
+        path = evaluate_asr(
+            args.model,
+            args.data_dir,
+            args.score_dir,
+            decode_dir=args.out,
+            beam_size=args.beam,
+            kenlm_model=args.lm,
+            peer=args.peer,
+            split=args.split,
+            model_name=args.model_name,
+        )
+        print(f"wrote {path}")
+        return 0
+    if args.peer:
+        raise SpeechxError("--peer needs --score-dir")
+    model = SpeechRecognizer.from_pretrained(args.model)
+    if args.data_dir:
+        if len(args.data_dir) > 1 and args.out is None:
+            raise SpeechxError("several --data-dir need --out DIR (one <set>/text each)")
+        for d in args.data_dir:
+            hyps = transcribe_data_dir(
+                model, d, beam_size=args.beam, kenlm_model=args.lm, batch_size=args.batch_size
+            )
+            if args.out is None:
+                sys.stdout.write("".join(f"{u} {t}".rstrip() + "\n" for u, t in hyps.items()))
+            else:
+                out = args.out / Path(d).name / "text" if len(args.data_dir) > 1 else args.out
+                print(f"{len(hyps)} transcripts -> {write_hyps(out, hyps)}")
+        return 0
+    if not args.audio:
+        raise SpeechxError("give audio files or --data-dir")
+    texts = model.transcribe(
+        [str(a) for a in args.audio],
+        beam_size=args.beam,
+        kenlm_model=args.lm,
+        batch_size=args.batch_size,
+    )
+    lines = "".join(f"{a}\t{t}\n" for a, t in zip(args.audio, texts, strict=True))
+    if args.out is None:
+        sys.stdout.write(lines)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(lines, encoding="utf-8")
+    return 0
+
+
+def _add_asr_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    p = sub["train-asr"]
+    p.add_argument("--config", required=True, type=Path, help="YAML ASR training config")
+    p.add_argument("--exp-dir", required=True, type=Path)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument(
+        "--train-args",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. max_steps=100 model.ctc.time_mask_prob=0.1",
+    )
+    p = sub["transcribe"]
+    p.add_argument("audio", nargs="*", type=Path, help="audio files")
+    p.add_argument("--model", required=True, type=Path, help="speechx ASR model dir")
+    p.add_argument("--data-dir", nargs="+", type=Path, help="Kaldi data dirs instead of audio")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    p.add_argument("--lm", type=Path, default=None, help="KenLM model (needs pyctcdecode, kenlm)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output file (audio: path<TAB>text lines; one data dir: utt-id text lines), or a "
+        "directory of <set>/text for several data dirs (default: stdout)",
+    )
+    p.add_argument(
+        "--score-dir",
+        type=Path,
+        default=None,
+        help="also score the data dirs: asr.json, .pra and summary.md go here",
+    )
+    p.add_argument(
+        "--peer", default=None, help="with --score-dir: a Whisper peer, e.g. whisper-base"
+    )
+    p.add_argument("--split", default="test", help="split name for asr.json")
+    p.add_argument("--model-name", default=None, help="model name for asr.json")
+
+
 # ------------------------------------------------------------------------ encode / search
 def _read_inputs(args: argparse.Namespace, sample_rate: int) -> tuple[list[str], list]:
     """Utterance ids and encoder inputs from --data-dir or audio paths."""
@@ -529,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(sub)
     _add_model_args(sub)
     _add_score_args(sub)
+    _add_asr_args(sub)
     return parser
 
 
