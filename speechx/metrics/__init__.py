@@ -1,6 +1,23 @@
 """Pure metrics on strings and arrays: WER/CER/MER and recall@k, MRR@k, xsim error."""
 
-from speechx.metrics.asr import ErrorRate, TextNormalizer, cer, mer, mixed_tokens, wer
+from speechx.metrics.asr import (
+    AlignedToken,
+    Alignment,
+    ErrorCounts,
+    ErrorRate,
+    TextNormalizer,
+    align,
+    cer,
+    count_errors,
+    error_rate,
+    format_alignment,
+    format_pra,
+    mer,
+    mixed_tokens,
+    rates_by_language,
+    tokenize,
+    wer,
+)
 from speechx.metrics.retrieval import (
     gold_ranks,
     margin_scores,
@@ -12,7 +29,17 @@ from speechx.metrics.retrieval import (
 )
 
 __all__ = [
+    "AlignedToken",
+    "Alignment",
+    "ErrorCounts",
     "ErrorRate",
+    "align",
+    "count_errors",
+    "error_rate",
+    "format_alignment",
+    "format_pra",
+    "rates_by_language",
+    "tokenize",
     "TextNormalizer",
     "cer",
     "gold_ranks",
