@@ -41,7 +41,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from speechx.distill.data import DistillData, collate_distill
+from speechx.data.dataset import collate_audio
+from speechx.distill.data import DistillData
 from speechx.distill.errors import TrainingError
 
 log = logging.getLogger("speechx.distill")
@@ -215,7 +216,7 @@ def _encode_block(
     feats: dict[int, np.ndarray] = {}
     for sub in duration_batches([data.durations[i] for i in idx], max_batch_seconds):
         items = [idx[k] for k in sub]
-        batch = collate_distill([data[i] for i in items])
+        batch = collate_audio([data[i] for i in items])
         hidden, frame_lengths = model.frozen_features(batch["input_values"], batch["lengths"])
         for row, i in enumerate(items):
             n = int(frame_lengths[row])
