@@ -28,7 +28,8 @@ teacher=use-multilingual
 cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or ~/.cache/speechx
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
 cascade=""                 # stage 6 peer: a Whisper (e.g. whisper-base) transcribes, the teacher embeds; empty = none
-_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade"
+cascade_sets=""            # sets the cascade is scored on; empty = the real-speech test sets (<corpus>_<lang>_test)
+_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade cascade_sets"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -121,7 +122,14 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   log "Stage 6: evaluate retrieval on:${test_sets}${cascade:+ (peer: cascade ${cascade})}"
   # The cascade's transcripts are cached in results/cascade/<set>/, so a rerun does not decode.
   cascade_opt=()
-  [ -n "$cascade" ] && cascade_opt=(--cascade "$cascade")
+  if [ -n "$cascade" ]; then
+    # Whisper decodes 30-s padded windows: slow on a CPU, so by default only the real speech.
+    if [ -z "$cascade_sets" ]; then
+      for l in $speech_langs; do cascade_sets+=" ${corpus}_${l}_test"; done
+    fi
+    # shellcheck disable=SC2206
+    cascade_opt=(--cascade "$cascade" --cascade-sets $cascade_sets)
+  fi
   # shellcheck disable=SC2086
   speechx evaluate-retrieval --model "${expdir}/model" --teacher "$teacher" "${cache_opt[@]}" \
     --out-dir "${expdir}/results" --text-langs $text_langs "${cascade_opt[@]}" --data-dirs $test_sets \

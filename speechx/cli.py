@@ -373,6 +373,7 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
         cascade=args.cascade,
         cascade_beams=args.cascade_beams,
         cascade_batch_size=args.cascade_batch_size,
+        cascade_sets=args.cascade_sets,
     )
     print(path)
     return 0
@@ -488,6 +489,13 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         "--cascade-beams", type=int, default=1, help="cascade beam size (default 1: greedy)"
     )
     p.add_argument("--cascade-batch-size", type=int, default=8, help="utterances per Whisper batch")
+    p.add_argument(
+        "--cascade-sets",
+        nargs="+",
+        default=None,
+        metavar="SET",
+        help="score the cascade on these data dirs only (names or paths; default: all)",
+    )
 
 
 # ------------------------------------------------------------------------------- scoring

@@ -183,6 +183,7 @@ def evaluate_speech_retrieval(
     cascade: Any = None,
     cascade_beams: int = 1,
     cascade_batch_size: int = 8,
+    cascade_sets: Sequence[str] | None = None,
 ) -> Path:
     """Encode and score every dir of ``data_dirs``; write ``out_dir/retrieval.json`` and friends.
 
@@ -192,6 +193,9 @@ def evaluate_speech_retrieval(
             ``"whisper-base"``, a local transformers Whisper directory, or a transcriber
             object.  Transcripts, WER and CER go to ``out_dir/cascade/<set>/``.
         cascade_beams, cascade_batch_size: Whisper decoding options (1 beam is greedy).
+        cascade_sets: names (or paths) of the data dirs the cascade is scored on; None = all.
+            Decoding is slow (Whisper pads every clip to 30 s), so recipes limit it to the real
+            speech.
 
     Returns:
         The path of ``retrieval.json``.
@@ -224,8 +228,13 @@ def evaluate_speech_retrieval(
     if transcriber is not None:
         from speechx.evaluation.cascade import evaluate_cascade
 
+        wanted = None if cascade_sets is None else {Path(c).name for c in cascade_sets}
+        unknown = sorted((wanted or set()) - {ts.name for ts in sets})
+        if unknown:
+            logger.warning("cascade: %s not among the evaluated sets; ignored", ", ".join(unknown))
         for ts, d in zip(sets, data_dirs, strict=True):
-            peers += evaluate_cascade(ts, d, transcriber, teacher, out_dir, results=results)
+            if wanted is None or ts.name in wanted:
+                peers += evaluate_cascade(ts, d, transcriber, teacher, out_dir, results=results)
     return write_retrieval_results(
         out_dir,
         split=split,

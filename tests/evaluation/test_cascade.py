@@ -265,6 +265,36 @@ def test_evaluate_speech_retrieval_writes_peers(data_dir: Path, tmp_path: Path) 
     assert (out / "cascade" / "tiny_en_test" / "wer.json").is_file()
 
 
+def test_cascade_sets_limit_the_decoded_sets(data_dir: Path, tmp_path: Path, caplog) -> None:
+    teacher = FakeTeacher()
+    kwargs = {"teacher_id": teacher.teacher_id, "teacher": teacher, "cache_dir": tmp_path / "tc"}
+    out = tmp_path / "none"
+    doc = json.loads(
+        evaluate_speech_retrieval(
+            FakeEncoder(),
+            [data_dir],
+            out,
+            cascade=FakeTranscriber(HYPS),
+            cascade_sets=["other_nl_test"],
+            **kwargs,
+        ).read_text()
+    )
+    assert doc["peers"] == [] and doc["results"]
+    assert not (out / "cascade").exists()
+    assert "other_nl_test not among the evaluated sets" in caplog.text
+    doc = json.loads(
+        evaluate_speech_retrieval(
+            FakeEncoder(),
+            [data_dir],
+            tmp_path / "one",
+            cascade=FakeTranscriber(HYPS),
+            cascade_sets=[str(data_dir)],  # a path names its set too
+            **kwargs,
+        ).read_text()
+    )
+    assert {r["set"] for r in doc["peers"]} == {data_dir.name}
+
+
 def test_cascade_needs_the_teacher(data_dir: Path, tmp_path: Path) -> None:
     teacher = FakeTeacher()
     _test_set(data_dir, teacher, tmp_path)  # writes the teacher embeddings
@@ -313,9 +343,12 @@ def test_cli_cascade_options() -> None:
             "whisper-base",
             "--cascade-beams",
             "3",
+            "--cascade-sets",
+            "fillets_nl_test",
         ]
     )
     assert args.cascade == "whisper-base" and args.cascade_beams == 3
+    assert args.cascade_sets == ["fillets_nl_test"]
 
 
 # --------------------------------------------------------------- a tiny random Whisper
