@@ -346,6 +346,20 @@ class WhisperTranscriber:
     def _decode(
         self, waves: list[np.ndarray], language: str, long_form: bool, names: list[str]
     ) -> list[str]:
+        import transformers
+
+        # generate() warns on every batch that max_new_tokens (our per-batch cap) overrides the
+        # checkpoint's max_length; that is intended, so its warnings are muted while it runs.
+        level = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        try:
+            return self._generate(waves, language, long_form, names)
+        finally:
+            transformers.logging.set_verbosity(level)
+
+    def _generate(
+        self, waves: list[np.ndarray], language: str, long_form: bool, names: list[str]
+    ) -> list[str]:
         self.load()
         fe = self._processor.feature_extractor
         kwargs: dict[str, Any] = {
