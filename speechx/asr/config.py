@@ -18,14 +18,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
-
-import yaml
 
 from speechx.asr.model import CtcConfig
 from speechx.asr.vocab import TextConfig
-from speechx.distill.config import OptimConfig, _set_dotted, config_from_dict
+from speechx.distill.config import OptimConfig, check_loop_settings, load_config
 from speechx.distill.errors import ConfigError
 from speechx.errors import ModelError
 
@@ -95,21 +92,7 @@ class AsrConfig:
             raise ConfigError("data.train: no training data dir given")
         if any(not d for d in [*self.data.train, *self.data.dev]):
             raise ConfigError("data.train/data.dev: an empty data dir path")
-        if self.max_steps is None and self.epochs is None:
-            raise ConfigError("set max_steps or epochs (or both)")
-        for key in ("max_steps", "epochs"):
-            v = getattr(self, key)
-            if v is not None and v <= 0:
-                raise ConfigError(f"{key} must be > 0, got {v}")
-        for key in ("eval_every", "save_every", "log_every", "keep_last_n"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
-        if self.optim.grad_accum < 1:
-            raise ConfigError(f"optim.grad_accum must be >= 1, got {self.optim.grad_accum}")
-        if self.data.max_batch_seconds <= 0:
-            raise ConfigError("data.max_batch_seconds must be > 0")
-        if not 0.0 <= self.data.lang_alpha <= 1.0:
-            raise ConfigError(f"data.lang_alpha must be in [0, 1], got {self.data.lang_alpha}")
+        check_loop_settings(self)
         try:
             self.model.ctc.validate()
             TextConfig.from_dict(self.text.to_dict())
@@ -136,33 +119,4 @@ def load_asr_config(
     Raises:
         ConfigError: a missing file, invalid YAML, an unknown key (named) or a bad value.
     """
-    data: dict[str, Any] = {}
-    if yaml_path is not None:
-        p = Path(yaml_path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: top level must be a mapping")
-        data = {k: v for k, v in (loaded or {}).items() if k not in ignore_sections}
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r}: expected 'dotted.key=value'")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        _set_dotted(data, key.strip().split("."), value, item)
-    return config_from_dict(data, AsrConfig).validate()
-
-
-def save_config(cfg: AsrConfig, path: str | os.PathLike) -> Path:
-    """Write the resolved config as YAML; returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    return p
+    return load_config(yaml_path, overrides, ignore_sections=ignore_sections, cls=AsrConfig)

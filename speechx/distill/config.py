@@ -157,6 +157,7 @@ class DistillConfig:
         for i, src in enumerate([*self.data.train, *self.data.dev]):
             if not src.dir:
                 raise ConfigError(f"data source #{i}: 'dir' is empty")
+        check_loop_settings(self)
         if not self.data.target_fields:
             raise ConfigError("data.target_fields: empty")
         for src in [*self.data.train, *self.data.dev]:
@@ -165,31 +166,16 @@ class DistillConfig:
                     raise ConfigError(
                         f"target field {f!r} (data dir {src.dir}): use 'text' or 'text.<lang>'"
                     )
-        if self.max_steps is None and self.epochs is None:
-            raise ConfigError("set max_steps or epochs (or both)")
-        for key in ("max_steps", "epochs"):
-            v = getattr(self, key)
-            if v is not None and v <= 0:
-                raise ConfigError(f"{key} must be > 0, got {v}")
-        for key in ("eval_every", "save_every", "log_every", "keep_last_n"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
-        if self.optim.grad_accum < 1:
-            raise ConfigError(f"optim.grad_accum must be >= 1, got {self.optim.grad_accum}")
         if self.optim.warmup_steps < 0:
             raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.optim.warmup_steps}")
         if len(self.optim.betas) != 2:
             raise ConfigError(f"optim.betas needs two values, got {self.optim.betas}")
-        if not 0.0 <= self.data.lang_alpha <= 1.0:
-            raise ConfigError(f"data.lang_alpha must be in [0, 1], got {self.data.lang_alpha}")
         if not 0.0 <= self.data.feature_time_mask < 1.0:
             raise ConfigError(
                 f"data.feature_time_mask must be in [0, 1), got {self.data.feature_time_mask}"
             )
         if self.data.feature_mask_span < 1:
             raise ConfigError("data.feature_mask_span must be >= 1")
-        if self.data.max_batch_seconds <= 0:
-            raise ConfigError("data.max_batch_seconds must be > 0")
         known = {"recall@1", "recall@5", "recall@10", "mrr@10", "xsim_error", "cosine_distance"}
         if self.eval.primary_metric not in known:
             raise ConfigError(
@@ -211,6 +197,30 @@ class DistillConfig:
         return dataclasses.asdict(self)
 
 
+def check_loop_settings(cfg: Any) -> None:
+    """Checks shared by every training config (distillation, ASR): steps/epochs, intervals,
+    accumulation, batching and language smoothing.
+
+    Raises:
+        ConfigError: naming the key and the problem.
+    """
+    if cfg.max_steps is None and cfg.epochs is None:
+        raise ConfigError("set max_steps or epochs (or both)")
+    for key in ("max_steps", "epochs"):
+        v = getattr(cfg, key)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{key} must be > 0, got {v}")
+    for key in ("eval_every", "save_every", "log_every", "keep_last_n"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)}")
+    if cfg.optim.grad_accum < 1:
+        raise ConfigError(f"optim.grad_accum must be >= 1, got {cfg.optim.grad_accum}")
+    if cfg.data.max_batch_seconds <= 0:
+        raise ConfigError("data.max_batch_seconds must be > 0")
+    if not 0.0 <= cfg.data.lang_alpha <= 1.0:
+        raise ConfigError(f"data.lang_alpha must be in [0, 1], got {cfg.data.lang_alpha}")
+
+
 # --------------------------------------------------------------------------- loading
 def config_from_dict(data: dict[str, Any] | None, cls: type = DistillConfig) -> Any:
     """Build a config dataclass from a nested mapping, coercing types.
@@ -226,7 +236,8 @@ def load_config(
     overrides: list[str] | None = None,
     *,
     ignore_sections: tuple[str, ...] = ("recipe",),
-) -> DistillConfig:
+    cls: type = DistillConfig,
+) -> Any:
     """Read a YAML config, apply ``dotted.key=value`` overrides and validate.
 
     Args:
@@ -235,9 +246,10 @@ def load_config(
             values are parsed as YAML.
         ignore_sections: top-level sections that belong to someone else and are skipped
             (the ``recipe:`` section read by ``recipes/distill.sh``).
+        cls: the config dataclass (with a ``validate()`` method) the data is read into.
 
     Returns:
-        The validated :class:`DistillConfig`.
+        The validated config, a :class:`DistillConfig` by default.
 
     Raises:
         ConfigError: the file is missing or not a YAML mapping, an override is not
@@ -265,11 +277,11 @@ def load_config(
         except yaml.YAMLError:
             value = raw
         _set_dotted(data, key.split("."), value, item)
-    cfg = config_from_dict(data)
+    cfg = config_from_dict(data, cls)
     return cfg.validate()
 
 
-def save_config(cfg: DistillConfig, path: str | os.PathLike) -> Path:
+def save_config(cfg: Any, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (keys in dataclass order); returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
