@@ -218,9 +218,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_asr_args(sub: dict[str, argparse.ArgumentParser]) -> None:
-    p = sub["train-asr"]
-    p.add_argument("--config", required=True, type=Path, help="YAML ASR training config")
+def _add_training_args(p: argparse.ArgumentParser, config_help: str, example: str) -> None:
+    """--config, --exp-dir, --resume and --train-args of a training verb."""
+    p.add_argument("--config", required=True, type=Path, help=config_help)
     p.add_argument("--exp-dir", required=True, type=Path)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument(
@@ -228,7 +228,13 @@ def _add_asr_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides, e.g. max_steps=100 model.ctc.time_mask_prob=0.1",
+        help=f"config overrides, e.g. {example}",
+    )
+
+
+def _add_asr_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    _add_training_args(
+        sub["train-asr"], "YAML ASR training config", "max_steps=100 model.ctc.time_mask_prob=0.1"
     )
     p = sub["transcribe"]
     p.add_argument("audio", nargs="*", type=Path, help="audio files")
@@ -437,17 +443,7 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     sub["import-whisper"].add_argument(
         "import_args", nargs="*", help="options (speechx import-whisper --help)"
     )
-    p = sub["distill"]
-    p.add_argument("--config", required=True, type=Path, help="YAML training config")
-    p.add_argument("--exp-dir", required=True, type=Path)
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument(
-        "--train-args",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides, e.g. max_steps=100 optim.lr_head=1e-3",
-    )
+    _add_training_args(sub["distill"], "YAML training config", "max_steps=100 optim.lr_head=1e-3")
     for name in ("encode", "search"):
         p = sub[name]
         p.add_argument("audio", nargs="*", type=Path, help="audio files")

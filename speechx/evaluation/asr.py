@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -571,16 +570,9 @@ def write_bar_chart(
     ax.legend(fontsize=8)
     ax.set_title(title or "ASR error rates", fontsize=9)
     fig.tight_layout()
-    out = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    from speechx.evaluation.retrieval import save_figure
+
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------ reading

@@ -414,6 +414,14 @@ def write_heatmap(
     ax.set_title(title or metric, fontsize=9)
     fig.colorbar(im, ax=ax, label=metric)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG, atomically (temporary file, then rename); returns the
+    path.  The figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+
     out = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
     try:
@@ -423,6 +431,8 @@ def write_heatmap(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        plt.close(fig)
     return out
 
 
