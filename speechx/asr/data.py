@@ -26,7 +26,6 @@ from speechx.distill.errors import TrainingError
 log = logging.getLogger("speechx.asr")
 
 UNKNOWN_LANG = "und"
-_NO_TARGET = np.zeros(0, dtype=np.float32)
 
 
 def read_transcripts(dirs: Sequence[str]) -> list[str]:
@@ -117,9 +116,6 @@ class AsrData(Dataset):
         item = dict(self.datasets[s][j])
         item["labels"] = self.labels[i]
         item["index"] = i
-        # what speechx.distill.features reads when it caches the frozen part's output
-        item["target"] = _NO_TARGET
-        item["group"] = i
         return item
 
 
@@ -167,15 +163,6 @@ class AsrFeatureData(Dataset):
 
 def collate_asr_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Pad ``features`` into float16 ``[B, F, H]`` with ``frame_lengths``; labels as above."""
-    lengths = [it["features"].shape[0] for it in items]
-    feats = torch.zeros(
-        len(items), max(lengths), items[0]["features"].shape[1], dtype=torch.float16
-    )
-    for row, it in enumerate(items):
-        feats[row, : lengths[row]] = torch.from_numpy(it["features"])
-    return {
-        "features": feats,
-        "frame_lengths": torch.tensor(lengths, dtype=torch.long),
-        "seconds": torch.tensor([it["seconds"] for it in items], dtype=torch.float64),
-        **_labels(items),
-    }
+    from speechx.distill.features import pad_features
+
+    return {**pad_features(items), **_labels(items)}

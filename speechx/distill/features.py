@@ -359,8 +359,9 @@ def _mask_time(feats: np.ndarray, fraction: float, span: int) -> np.ndarray:
     return out
 
 
-def collate_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pad ``features`` into ``[B, F, H]`` float16 with ``frame_lengths``; stack the targets."""
+def pad_features(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """``features`` padded into float16 ``[B, F, H]``, ``frame_lengths`` ``[B]`` and ``seconds``
+    ``[B]`` of items with ``features`` (``[F_i, H]``) and ``seconds``."""
     lengths = [it["features"].shape[0] for it in items]
     hidden = items[0]["features"].shape[1]
     feats = torch.zeros(len(items), max(lengths), hidden, dtype=torch.float16)
@@ -370,6 +371,13 @@ def collate_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "features": feats,
         "frame_lengths": torch.tensor(lengths, dtype=torch.long),
         "seconds": torch.tensor([it["seconds"] for it in items], dtype=torch.float64),
+    }
+
+
+def collate_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`pad_features` plus the stacked ``targets``, ``groups`` and ``indices``."""
+    return {
+        **pad_features(items),
         "targets": torch.from_numpy(np.stack([it["target"] for it in items]).astype(np.float32)),
         "groups": torch.tensor([it["group"] for it in items], dtype=torch.long),
         "indices": torch.tensor([it["index"] for it in items], dtype=torch.long),
