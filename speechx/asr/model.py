@@ -51,8 +51,14 @@ FORMAT_VERSION = 1
 class CtcConfig:
     """The CTC head and its SpecAugment-style masking.
 
+    The head is dropout and a linear layer to the vocabulary, optionally preceded by an
+    *adapter*: a linear map to ``adapter_dim`` and ``adapter_layers`` pre-norm transformer
+    layers (padding masked).  A frozen backbone's last layer is tuned to what *its* users read
+    (Whisper's: the decoder's cross-attention); a linear CTC layer on it sees one frame at a
+    time, while the adapter gives the head context, and it trains on the cached features.
+
     Attributes:
-        dropout: dropout on the frames before the linear layer.
+        dropout: dropout on the frames before the linear layer (and inside the adapter).
         time_mask_prob: in training, about this fraction of each utterance's frames is zeroed,
             in spans of 1..``time_mask_span`` frames.
         time_mask_span: longest time mask.
@@ -60,6 +66,10 @@ class CtcConfig:
             (the same channels for every frame of an utterance), in bands of
             1..``feature_mask_span`` channels.
         feature_mask_span: widest feature mask.
+        adapter_layers: transformer layers before the linear layer (0: none).
+        adapter_dim: their width.
+        adapter_heads: their attention heads (must divide ``adapter_dim``).
+        adapter_ff: their feed-forward width.
     """
 
     dropout: float = 0.1
@@ -67,12 +77,17 @@ class CtcConfig:
     time_mask_span: int = 10
     feature_mask_prob: float = 0.0
     feature_mask_span: int = 32
+    adapter_layers: int = 0
+    adapter_dim: int = 256
+    adapter_heads: int = 4
+    adapter_ff: int = 1024
 
     def validate(self) -> CtcConfig:
         """Returns ``self``.
 
         Raises:
-            ModelError: a probability outside ``[0, 1)`` or a span below 1.
+            ModelError: a probability outside ``[0, 1)``, a span below 1, or an adapter shape
+            that cannot be built.
         """
         for key in ("dropout", "time_mask_prob", "feature_mask_prob"):
             v = getattr(self, key)
@@ -81,7 +96,44 @@ class CtcConfig:
         for key in ("time_mask_span", "feature_mask_span"):
             if getattr(self, key) < 1:
                 raise ModelError(f"ctc.{key} must be >= 1, got {getattr(self, key)}")
+        if self.adapter_layers < 0:
+            raise ModelError(f"ctc.adapter_layers must be >= 0, got {self.adapter_layers}")
+        if self.adapter_layers:
+            for key in ("adapter_dim", "adapter_heads", "adapter_ff"):
+                if getattr(self, key) < 1:
+                    raise ModelError(f"ctc.{key} must be >= 1, got {getattr(self, key)}")
+            if self.adapter_dim % self.adapter_heads:
+                raise ModelError(
+                    f"ctc.adapter_heads ({self.adapter_heads}) must divide "
+                    f"ctc.adapter_dim ({self.adapter_dim})"
+                )
         return self
+
+
+class CtcAdapter(nn.Module):
+    """Linear map to ``cfg.adapter_dim``, then ``cfg.adapter_layers`` pre-norm transformer
+    layers that ignore padding frames, then a layer norm."""
+
+    def __init__(self, in_dim: int, cfg: CtcConfig) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, cfg.adapter_dim)
+        layer = nn.TransformerEncoderLayer(
+            cfg.adapter_dim,
+            cfg.adapter_heads,
+            cfg.adapter_ff,
+            cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(layer, cfg.adapter_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.adapter_dim)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``[B, F, H]`` frames with ``[B]`` real lengths -> ``[B, F, adapter_dim]``."""
+        steps = torch.arange(frames.shape[1], device=frames.device)
+        padding = steps[None, :] >= lengths.to(frames.device)[:, None]
+        return self.norm(self.layers(self.proj(frames), src_key_padding_mask=padding))
 
 
 def spec_augment(
@@ -145,7 +197,10 @@ class SpeechRecognizer(nn.Module):
         self.vocab = vocab
         self.ctc = (ctc or CtcConfig()).validate()
         self.ctc_dropout = nn.Dropout(self.ctc.dropout)
-        self.ctc_head = nn.Linear(encoder.backbone.hidden_size, len(vocab))
+        hidden = encoder.backbone.hidden_size
+        self.ctc_adapter = CtcAdapter(hidden, self.ctc) if self.ctc.adapter_layers else None
+        head_in = self.ctc.adapter_dim if self.ctc_adapter is not None else hidden
+        self.ctc_head = nn.Linear(head_in, len(vocab))
         # CTC gives the embedding head no gradient: keep it as it came (trained or not)
         for p in [*encoder.pooling.parameters(), *encoder.projection.parameters()]:
             p.requires_grad_(False)
@@ -189,10 +244,15 @@ class SpeechRecognizer(nn.Module):
         return self
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters: ``backbone`` and ``head`` (the CTC head; pooling and
-        projection get no gradient from CTC and are frozen here)."""
+        """Trainable parameters: ``backbone`` and ``head`` (the CTC head and its adapter;
+        pooling and projection get no gradient from CTC and are frozen here)."""
         groups = self.encoder.parameter_groups()
-        return {"backbone": groups["backbone"], "head": [*self.ctc_head.parameters()]}
+        return {"backbone": groups["backbone"], "head": [*self.ctc_parameters()]}
+
+    def ctc_parameters(self) -> list[nn.Parameter]:
+        """The CTC head's parameters, the adapter's included."""
+        adapter = [*self.ctc_adapter.parameters()] if self.ctc_adapter is not None else []
+        return [*adapter, *self.ctc_head.parameters()]
 
     # -- forward --------------------------------------------------------------------------------
     def forward(
@@ -232,7 +292,10 @@ class SpeechRecognizer(nn.Module):
             hidden = out["hidden"]
             if self.training:
                 hidden = spec_augment(hidden, out["frame_lengths"], **mask)
-        logits = self.ctc_head(self.ctc_dropout(hidden.to(self.ctc_head.weight.dtype)))
+        hidden = hidden.to(self.ctc_head.weight.dtype)
+        if self.ctc_adapter is not None:
+            hidden = self.ctc_adapter(hidden, out["frame_lengths"])
+        logits = self.ctc_head(self.ctc_dropout(hidden))
         return {
             "logits": logits,
             "frame_lengths": out["frame_lengths"],

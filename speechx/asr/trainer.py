@@ -37,6 +37,7 @@ from speechx.asr.model import SpeechRecognizer, is_recognizer_dir
 from speechx.asr.vocab import Vocabulary
 from speechx.distill.evaluate import duration_batches
 from speechx.distill.trainer import TrainingLoop, TrainResult, _is_speechx_dir, run_training
+from speechx.errors import ModelError
 from speechx.metrics.asr import cer, wer
 from speechx.models import SpeechEncoder, build_encoder
 
@@ -51,14 +52,15 @@ def build_recognizer(cfg: AsrConfig) -> SpeechRecognizer:
     (for a loaded model only settings that keep the weights' shapes: freezing, dropout...).
 
     Raises:
-        speechx.errors.ModelError: an unknown preset or an unloadable directory.
+        speechx.errors.ModelError: an unknown preset, an unloadable directory, or a recognizer
+            dir whose CTC head (adapter) has another shape than ``cfg.model.ctc``.
     """
     src = cfg.model.source
     overrides = dict(cfg.model.overrides)
     if is_recognizer_dir(src):
         loaded = SpeechRecognizer.from_pretrained(src)
         encoder, vocab = loaded.encoder, loaded.vocab
-        head = loaded.ctc_head.state_dict()
+        head = {k: v for k, v in loaded.state_dict().items() if k.startswith(_CTC_PREFIXES)}
     else:
         vocab = Vocabulary.build(read_transcripts(cfg.data.train), cfg.text)
         head = None
@@ -74,8 +76,19 @@ def build_recognizer(cfg: AsrConfig) -> SpeechRecognizer:
         encoder.load_state_dict(state, strict=True)
     model = SpeechRecognizer(encoder, vocab, cfg.model.ctc)
     if head is not None:
-        model.ctc_head.load_state_dict(head)
+        mine = {k: v for k, v in model.state_dict().items() if k.startswith(_CTC_PREFIXES)}
+        if set(mine) != set(head) or any(mine[k].shape != head[k].shape for k in mine):
+            raise ModelError(
+                f"{src}: its CTC head (adapter_layers={loaded.ctc.adapter_layers}, "
+                f"adapter_dim={loaded.ctc.adapter_dim}) does not match model.ctc in the config "
+                f"(adapter_layers={cfg.model.ctc.adapter_layers}, "
+                f"adapter_dim={cfg.model.ctc.adapter_dim})"
+            )
+        model.load_state_dict(head, strict=False)
     return model.train()
+
+
+_CTC_PREFIXES = ("ctc_head.", "ctc_adapter.")
 
 
 def ctc_loss(

@@ -205,3 +205,52 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         load_asr_config(None, ["data.train=[x]", "max_steps=1", "model.ctc.bogus=1"])
     with pytest.raises(ConfigError, match="time_mask_prob"):
         load_asr_config(None, ["data.train=[x]", "max_steps=1", "model.ctc.time_mask_prob=1.5"])
+
+
+def test_adapter_head_round_trips_and_ignores_padding(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    ctc = CtcConfig(dropout=0.0, adapter_layers=2, adapter_dim=16, adapter_heads=2, adapter_ff=32)
+    rec = SpeechRecognizer(build_encoder("tiny", 8), Vocabulary.build(TEXTS), ctc).eval()
+    assert rec.ctc_head.in_features == 16
+    assert {id(p) for p in rec.parameter_groups()["head"]} >= {
+        id(p) for p in rec.ctc_adapter.parameters()
+    }
+    short, long = make_sine(0.3, 16000), make_sine(0.5, 16000, freq=330.0)
+    alone = rec(torch.from_numpy(short)[None])["logits"][0]
+    batch = torch.zeros(2, len(long))
+    batch[0, : len(short)] = torch.from_numpy(short)
+    batch[1] = torch.from_numpy(long)
+    out = rec(batch, torch.tensor([len(short), len(long)]))
+    n = int(out["frame_lengths"][0])
+    # the padded frames of the short utterance do not leak into its real frames
+    torch.testing.assert_close(out["logits"][0, :n], alone[:n], atol=1e-4, rtol=1e-4)
+    rec.save_pretrained(tmp_path / "m")
+    back = SpeechRecognizer.from_pretrained(tmp_path / "m")
+    assert back.ctc.adapter_layers == 2
+    torch.testing.assert_close(back(torch.from_numpy(short)[None])["logits"][0], alone)
+
+
+def test_adapter_settings_are_checked() -> None:
+    with pytest.raises(ModelError, match="adapter_heads"):
+        CtcConfig(adapter_layers=1, adapter_dim=10, adapter_heads=3).validate()
+    with pytest.raises(ModelError, match="adapter_layers"):
+        CtcConfig(adapter_layers=-1).validate()
+
+
+def test_continuing_a_recognizer_with_another_adapter_is_refused(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    res = train_asr(_cfg(data_dir, None, max_steps=1), tmp_path / "exp")
+    cfg = _cfg(
+        data_dir,
+        None,
+        **{"model.source": str(res.model_dir), "max_steps": 1, "model.ctc.adapter_layers": 1},
+    )
+    with pytest.raises(ModelError, match="adapter_layers=0.*adapter_layers=1"):
+        asr_trainer.build_recognizer(cfg)
+    # the same head shape continues, adapter weights and all
+    again = asr_trainer.build_recognizer(
+        _cfg(data_dir, None, **{"model.source": str(res.model_dir)})
+    )
+    loaded = SpeechRecognizer.from_pretrained(res.model_dir)
+    torch.testing.assert_close(again.ctc_head.state_dict(), loaded.ctc_head.state_dict())
