@@ -18,7 +18,8 @@ Files, per set, under ``<out_dir>/cascade/<set>/``:
 * ``hyp.txt``: the transcripts in Kaldi text format (``utt-id transcript``);
 * ``hyp.keys.json``: one cache key per utterance (model, language, decoding options, audio
   file with its size and mtime, segment), so a rerun decodes only what changed;
-* ``wer.json``: WER and CER with their counts and the normaliser, decode time, empty count.
+* ``wer.json``: WER, CER and MER (scored as ``speechx score`` scores, with per-language rows,
+  error counts, the most frequent confusions and the normaliser), decode time, empty count.
 
 Empty transcripts (Whisper sometimes returns nothing) are embedded as the teacher's embedding
 of ``""`` and stay in the queries; they are counted in ``n_empty``.
@@ -42,7 +43,7 @@ from speechx.audio import AudioSource, audio_info, describe_source, load_audio
 from speechx.data.kaldi import KaldiDir, atomic_write_text
 from speechx.errors import AudioError, EvaluationError, ModelError, SpeechxError
 from speechx.evaluation.retrieval import View, evaluate_retrieval_pairs
-from speechx.metrics.asr import TextNormalizer, cer, wer
+from speechx.metrics.asr import TextNormalizer
 
 logger = logging.getLogger(__name__)
 
@@ -617,7 +618,7 @@ def evaluate_cascade(
     rows = evaluate_retrieval_pairs(
         {query: view}, test_set.texts, [(query, t) for t in targets], system=system
     )
-    scores = score_transcripts(kdir, ids, hyps, normalizer)
+    scores = transcript_scores(kdir, ids, hyps, normalizer, lang=lang, set_name=test_set.name)
     report = {
         "system": system,
         "set": test_set.name,
@@ -631,8 +632,7 @@ def evaluate_cascade(
     }
     set_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(set_dir / "wer.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    wer_v = scores["wer"]["rate"] if scores["wer"] else None
-    cer_v = scores["cer"]["rate"] if scores["cer"] else None
+    wer_v, cer_v = scores["wer"], scores["cer"]
     logger.info(
         "%s %s: WER %s, CER %s, %d decoded in %.1f s",
         system,
@@ -655,27 +655,44 @@ def evaluate_cascade(
     ]
 
 
-def score_transcripts(
+def transcript_scores(
     kdir: KaldiDir,
     ids: Sequence[str],
     hyps: Sequence[str],
     normalizer: TextNormalizer | None = None,
+    *,
+    lang: str | None = None,
+    set_name: str | None = None,
 ) -> dict[str, Any]:
-    """WER and CER of ``hyps`` against ``kdir.text`` for the utterances that have one.
+    """WER, CER and MER of ``hyps`` against ``kdir.text`` for the utterances that have one,
+    scored by :func:`speechx.evaluation.asr.score_transcripts` (the scorer of ``speechx score``
+    and the ASR recipe, so the peer's numbers and the CTC model's are comparable).
 
     Returns:
-        ``{"wer": ErrorRate dict or None, "cer": ... or None, "n_scored": N}``; ``None`` when no
-        utterance has a non-empty reference.
+        ``{"wer", "cer", "mer"}`` (rates, ``None`` when no utterance has a non-empty
+        reference), ``n_scored``, ``n_ref_words``, ``normalizer`` (its settings),
+        ``results`` (the report's rows) and ``confusions`` (the most frequent errors).
     """
-    pairs = [(kdir.text[u], h) for u, h in zip(ids, hyps, strict=True) if kdir.text.get(u)]
+    from speechx.evaluation.asr import score_transcripts
+
     norm = normalizer or TextNormalizer()
-    if not pairs or not any(norm(r) for r, _ in pairs):
-        return {"wer": None, "cer": None, "n_scored": 0}
-    refs, hs = [r for r, _ in pairs], [h for _, h in pairs]
+    refs = {u: kdir.text[u] for u in ids if kdir.text.get(u)}
+    if not refs or not any(norm(r) for r in refs.values()):
+        return {"wer": None, "cer": None, "mer": None, "n_scored": 0, "n_ref_words": 0}
+    by_id = dict(zip(ids, hyps, strict=True))
+    report = score_transcripts(
+        refs, {u: by_id[u] for u in refs}, normalizer=norm, lang=lang, set_name=set_name
+    )
+    row, full = report.overall, report.to_dict(top=20)
     return {
-        "wer": wer(refs, hs, norm).to_dict(),
-        "cer": cer(refs, hs, norm).to_dict(),
-        "n_scored": len(pairs),
+        "wer": row["wer"],
+        "cer": row["cer"],
+        "mer": row.get("mer"),
+        "n_scored": row["n_utts"],
+        "n_ref_words": row["n_ref_words"],
+        "normalizer": full["normalizer"],
+        "results": full["results"],
+        "confusions": full["confusions"],
     }
 
 

@@ -150,10 +150,11 @@ def test_peer_rows_wer_and_files(data_dir: Path, tmp_path: Path) -> None:
     hyp_lines = (set_dir / "hyp.txt").read_text().splitlines()
     assert hyp_lines == ["spk1-utt1 the fish swims home", "spk1-utt2 where is an exit", "spk2-utt3"]
     report = json.loads((set_dir / "wer.json").read_text())
-    assert report["wer"]["rate"] == pytest.approx(6 / 13)
-    assert report["wer"]["substitutions"] == 1 and report["wer"]["deletions"] == 5
-    assert report["normalizer"] if "normalizer" in report else report["wer"]["normalizer"]
-    assert report["wer"]["normalizer"]["lowercase"] is True
+    assert report["wer"] == pytest.approx(6 / 13)
+    (row,) = report["results"]
+    assert row["substitutions"] == 1 and row["deletions"] == 5 and row["n_ref_words"] == 13
+    assert row["lang"] == "en" and row["set"] == "tiny_en_test"
+    assert report["normalizer"]["lowercase"] is True
     assert report["n_empty"] == 1 and report["n_utts"] == 3 and report["lang"] == "en"
     # the empty transcript was embedded (with the rest), not dropped
     assert "" in teacher.calls[-1]
