@@ -22,6 +22,9 @@ from speechx.data.kaldi import atomic_write_text
 PREPARERS: dict[str, tuple[str, str]] = {
     "fillets": ("data_prep.fillets", "prepare_fillets"),
     "synth": ("data_prep.synth", "prepare_synth"),
+    "ascend": ("data_prep.ascend", "prepare_ascend"),
+    "seame": ("data_prep.seame", "prepare_seame"),
+    "synthcs": ("data_prep.synth_codeswitch", "prepare_synthcs"),
 }
 
 
