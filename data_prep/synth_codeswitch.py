@@ -17,19 +17,20 @@ what both monolingual lines mean:
     come in the same order in both languages; when word alignments exist, a clause whose words
     are mostly aligned outside its counterpart is rejected (``clause_misaligned``).
 ``phrase`` (intra-sentential, word/phrase level; needs the optional ``eflomal`` package)
-    Words are aligned with eflomal (forward and reverse IBM-style Bayesian models, symmetrised
-    with grow-diag).  A contiguous matrix span of 1-4 words that is *consistent* with the
+    Words are aligned with eflomal (Bayesian HMM + fertility models, forward and reverse).
+    A contiguous matrix span of 1-4 words that is *consistent* with the
     union of both directions (no link of either direction leaves the box, and every word inside
     both spans is aligned) and whose embedded counterpart is also contiguous and at most 4 words
     is replaced by that embedded span.  Neither span crosses a clause boundary, and the
     matrix keeps at least half of its words.  Using the union rather than a symmetrised alignment
-    trades recall for precision: any stray link vetoes a span.  The span
-    covers at most half of the matrix words, so the matrix language stays the matrix.
+    trades recall for precision: any stray link vetoes a span.
 
 The aligner is trained on the fillets lines only (no other parallel text is available offline
 outside the reserved sources).  So that no evaluation sentence influences training data, the
 ``train`` alignments are computed from train sentences alone, and each other split ``S`` is
 aligned together with train (``train + S``) and only its own links are kept: dev never sees test.
+eflomal's sampler takes no seed, so links are cached in ``<out_dir>/local/synthcs_align/`` and
+reused; reruns then make the same utterances and reuse their audio.
 
 Speech: every span is spoken by espeak-ng with its language's voice and the *same* variant, speed
 and pitch (one synthetic speaker per utterance, as consistent as espeak's different base voices
