@@ -30,7 +30,7 @@ the WAVs already written (the preparation is resumable).
 
 Output: ``<out>/ascend_zh-en_<split>`` with ``split`` one of ``train``, ``dev`` (upstream
 ``validation``) and ``test``, holding ``wav.scp``, ``text``, ``text.langtags``, ``utt2spk``,
-``spk2utt``, ``utt2lang``, ``utt2dur`` and ``utt2sent``; plus ``<out>/local/ascend_prep.json``
+``spk2utt``, ``utt2lang``, ``utt2lang.corpus``, ``utt2dur`` and ``utt2sent``; plus ``<out>/local/ascend_prep.json``
 (the :class:`~data_prep.PrepReport`) and ``<out>/local/ascend_skipped.tsv`` (every utterance left
 out, with its reason).
 
@@ -45,9 +45,15 @@ Decisions (shared with :mod:`data_prep.seame`):
   character is ``zh``, a token with a letter of another script is ``en``, and a token with no
   letter (digits, ``%``) takes the language of the nearest tagged token before it, else after
   it, else the utterance's own label (see :func:`token_langtags`).
-* **utt2lang** keeps the corpus label: ``zh``, ``en``, or ``zh-en`` for ``mixed``.  A missing
-  or unknown label is replaced by what the tags say.  Disagreements between the label and the
-  tags are counted in the report (``extra["label_tag_disagreements"]``), not corrected.
+* **utt2lang** is the corpus pair ``zh-en`` for every utterance (the shared code-switching
+  contract: ``utt2lang`` of a code-switched dir is ``<matrix>-<embedded>``, and
+  :func:`speechx.evaluation.codeswitch.read_codeswitch_dir` rejects anything else).  The
+  corpus's own label is kept in **utt2lang.corpus**: ``zh``, ``en``, or ``zh-en`` for
+  ``mixed``; a missing or unknown label is replaced by what the tags say.  With
+  ``utt2lang="label"`` that label goes to ``utt2lang`` instead (monolingual utterances then
+  read ``zh``/``en``, which per-language ASR scoring wants but the code-switching evaluator
+  refuses).  Disagreements between the label and the tags are counted in the report
+  (``extra["label_tag_disagreements"]``), not corrected.
 * **utt2sent** maps every utterance to itself: a real corpus has no sentence shared between
   utterances, and the file lets :func:`speechx.data.splits.check_no_leak` run on these dirs.
 * Utterance ids are ``ascend_spkNN-<id>`` and speakers ``ascend_spkNN`` (Kaldi wants the speaker
@@ -95,6 +101,9 @@ SAMPLE_RATE = 16000
 SPLIT_NAMES: dict[str, str] = {"train": "train", "validation": "dev", "test": "test"}
 #: the corpus's ``language`` label -> ``utt2lang`` value
 LANGUAGE_LABELS: dict[str, str] = {"zh": ZH, "en": EN, "mixed": MIXED}
+
+CORPUS_LANG_FILE = "utt2lang.corpus"
+UTT2LANG_MODES: tuple[str, ...] = ("pair", "label")
 
 REPORT_JSON = "local/ascend_prep.json"
 SKIPPED_TSV = "local/ascend_skipped.tsv"
@@ -335,19 +344,31 @@ class SkipLog:
 
 @dataclass
 class CodeSwitchSet:
-    """One output Kaldi dir under construction, with its language tags."""
+    """One output Kaldi dir under construction, with its language tags.
+
+    Attributes:
+        utt2lang_mode: ``"pair"`` (``utt2lang`` is ``zh-en`` for every utterance) or
+            ``"label"`` (``utt2lang`` is the corpus label, ``zh``/``en`` when monolingual).
+        corpus_lang: utterance -> corpus label, written as ``utt2lang.corpus``.
+    """
 
     kdir: KaldiDir = field(default_factory=KaldiDir)
     langtags: dict[str, list[str]] = field(default_factory=dict)
+    utt2lang_mode: str = "pair"
+    corpus_lang: dict[str, str] = field(default_factory=dict)
 
     def add(
         self, utt: str, *, text: str, speaker: str, lang: str, duration: float, tags: list[str]
     ) -> None:
-        """Record one utterance (``wav.scp``/``segments`` are filled by the caller)."""
+        """Record one utterance; ``lang`` is its corpus label (``zh``, ``en``, ``zh-en``).
+
+        ``wav.scp`` and ``segments`` are filled by the caller.
+        """
         kd = self.kdir
         kd.text[utt] = text
         kd.utt2spk[utt] = speaker
-        kd.utt2lang[utt] = lang
+        kd.utt2lang[utt] = MIXED if self.utt2lang_mode == "pair" else lang
+        self.corpus_lang[utt] = lang
         kd.utt2dur[utt] = round(duration, 3)
         kd.utt2sent[utt] = utt
         self.langtags[utt] = tags
@@ -356,11 +377,12 @@ class CodeSwitchSet:
         """Write the Kaldi files and ``text.langtags``; returns the directory."""
         d = self.kdir.write(path)
         write_langtags(d, self.kdir, self.langtags)
+        write_mapping(d / CORPUS_LANG_FILE, sorted(self.corpus_lang.items()))
         return d
 
 
 def utterance_language(label: str | None, tags: Sequence[str], labels: Mapping[str, str]) -> str:
-    """The ``utt2lang`` value: the corpus label mapped by ``labels``, else the tags' language."""
+    """The corpus label mapped by ``labels`` (``zh``/``en``/``zh-en``), else the tags' language."""
     if label is not None:
         mapped = labels.get(label.strip().lower()) or labels.get(label.strip())
         if mapped:
@@ -600,6 +622,7 @@ def prepare_ascend(
     audio_dir: str | os.PathLike | None = None,
     clean: CleanConfig | None = None,
     overwrite_audio: bool = False,
+    utt2lang: str = "pair",
     max_warnings: int | None = 20,
     verbose: bool = False,
 ) -> PrepReport:
@@ -615,19 +638,24 @@ def prepare_ascend(
             sub-directory per split.
         clean: transcript normalisation (default :class:`CleanConfig`).
         overwrite_audio: rewrite WAVs that already exist (default: reuse them).
+        utt2lang: ``"pair"`` (``zh-en`` everywhere) or ``"label"`` (the corpus label); the
+            label is always in ``utt2lang.corpus``.
         max_warnings: warnings issued per skip reason (the TSV lists every skip).
         verbose: print the summary.
 
     Returns:
         A :class:`PrepReport`; ``skipped`` counts ``empty_transcript``, ``missing_audio``,
         ``unreadable_audio`` and ``duplicate_id``; ``extra`` holds the cleaning settings,
-        WAVs written vs. reused, utterances per ``utt2lang`` value, tokens tagged by context
+        WAVs written vs. reused, utterances per corpus label, tokens tagged by context
         and label/tag disagreements.
 
     Raises:
-        AscendError: the corpus is not found or unreadable, or an unknown split is requested.
+        AscendError: the corpus is not found or unreadable, an unknown split is requested, or
+            ``utt2lang`` is not ``"pair"`` or ``"label"``.
     """
     t0 = time.perf_counter()
+    if utt2lang not in UTT2LANG_MODES:
+        raise AscendError(f"utt2lang must be one of {UTT2LANG_MODES}, got {utt2lang!r}")
     cfg = clean or CleanConfig()
     out = Path(out_dir)
     wav_root = Path(audio_dir) if audio_dir is not None else out / "ascend_wav"
@@ -648,7 +676,7 @@ def prepare_ascend(
     report.splits = {}
     for split, source in sources.items():
         name = SPLIT_NAMES[split]
-        cs = CodeSwitchSet()
+        cs = CodeSwitchSet(utt2lang_mode=utt2lang)
         for row in iter_ascend_rows(source):
             report.n_sentences += 1
             spk = speaker_id(row.speaker)
@@ -698,7 +726,8 @@ def prepare_ascend(
             "clean": cfg.settings(),
             "wav_written": written,
             "wav_reused": reused,
-            "utt2lang": dict(sorted(lang_counts.items())),
+            "utt2lang_mode": utt2lang,
+            "corpus_lang": dict(sorted(lang_counts.items())),
             "tokens_tagged_by_context": context_tokens,
             "label_tag_disagreements": disagreements,
         }
@@ -728,6 +757,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--audio-dir", default=None, help="where the WAVs go (default: <out-dir>/ascend_wav)"
     )
     ap.add_argument("--overwrite-audio", action="store_true", help="rewrite existing WAVs")
+    ap.add_argument(
+        "--utt2lang",
+        default="pair",
+        choices=UTT2LANG_MODES,
+        help="utt2lang: the pair zh-en for all (default) or the corpus label",
+    )
     ap.add_argument("--keep-case", action="store_true", help="do not lower-case transcripts")
     ap.add_argument(
         "--drop-fillers", action="store_true", help="remove hesitations (嗯 呃 um uh ...)"
@@ -742,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             audio_dir=args.audio_dir,
             clean=cfg,
             overwrite_audio=args.overwrite_audio,
+            utt2lang=args.utt2lang,
         )
     except SpeechxError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ id is that five-character code, as in ESPnet's SEAME recipe.
 
 :func:`prepare_seame` writes ``<out>/seame_zh-en_<split>`` dirs with ``wav.scp`` (absolute paths
 to the FLAC recordings, read by soundfile; no pipes), ``segments``, ``text``, ``text.langtags``,
-``utt2spk``, ``spk2utt``, ``utt2lang``, ``utt2dur`` and ``utt2sent``.  Utterance ids are
+``utt2spk``, ``spk2utt``, ``utt2lang``, ``utt2lang.corpus``, ``utt2dur`` and ``utt2sent``.  Utterance ids are
 ``<spk>-<rec>-<start ms>-<end ms>`` (seven digits each).
 
 Text cleaning (:class:`data_prep.ascend.CleanConfig`, with the defaults) follows what ESPnet's
@@ -35,8 +35,9 @@ and ``[...]`` are removed; brackets around words are dropped, punctuation become
 full-width Latin becomes ASCII (NFKC) and everything is lower-cased.  Unlike ESPnet, spaces are
 not inserted between Chinese characters (MER tokens are single CJK characters anyway) and
 short segments are kept (filter with ``min_duration``).  Language tags and ``utt2lang`` follow
-:mod:`data_prep.ascend`: ``ZH``/``EN``/``CS`` map to ``zh``/``en``/``zh-en``; phase-I segments
-get the language of their tags.
+:mod:`data_prep.ascend`: ``utt2lang`` is ``zh-en`` (or, with ``utt2lang="label"``, the corpus
+label), and ``utt2lang.corpus`` maps ``ZH``/``EN``/``CS`` to ``zh``/``en``/``zh-en``; phase-I
+segments get the language of their tags.
 
 Splits.  SEAME has no official split in the LDC release.  By default speakers are split
 (speaker-disjoint, 80/10/10, :func:`speechx.data.splits.split_sentences` over speaker ids) into
@@ -69,6 +70,7 @@ from data_prep import PrepReport
 from data_prep.ascend import (
     EN,
     MIXED,
+    UTT2LANG_MODES,
     ZH,
     CleanConfig,
     CodeSwitchSet,
@@ -86,7 +88,7 @@ from speechx.errors import AudioError, SpeechxError
 
 PARTS: tuple[str, ...] = ("conversation", "interview")
 AUDIO_EXTS: tuple[str, ...] = (".flac", ".wav")
-#: phase-II language column -> ``utt2lang`` value
+#: phase-II language column -> ``utt2lang.corpus`` value
 LANGUAGE_LABELS: dict[str, str] = {"zh": ZH, "en": EN, "cs": MIXED}
 DEV_SET_SPLITS: dict[str, str] = {"dev_man": "devman", "dev_sge": "devsge"}
 #: ESPnet's tolerance when matching the community dev-set ids (in 10 ms units).
@@ -311,6 +313,7 @@ def prepare_seame(
     seed: int = 0,
     min_duration: float = 0.0,
     clean: CleanConfig | None = None,
+    utt2lang: str = "pair",
     max_warnings: int | None = 20,
     verbose: bool = False,
 ) -> PrepReport:
@@ -325,18 +328,23 @@ def prepare_seame(
         ratios, split_names, seed: the speaker-disjoint split used without ``dev_set_dir``.
         min_duration: segments shorter than this (seconds) are skipped as ``too_short``.
         clean: transcript normalisation (default :class:`CleanConfig`).
+        utt2lang: ``"pair"`` (``zh-en`` everywhere) or ``"label"`` (the corpus label); the
+            label is always in ``utt2lang.corpus``.
         max_warnings: warnings issued per skip reason (the TSV lists every skip).
         verbose: print the summary.
 
     Returns:
         A :class:`PrepReport`; ``extra`` holds the cleaning settings, the phase of each part,
-        recordings used, utterances per ``utt2lang`` value, tokens tagged by context and
+        recordings used, utterances per corpus label, tokens tagged by context and
         label/tag disagreements.
 
     Raises:
-        SeameError: the corpus, a transcript or the dev-set lists cannot be read.
+        SeameError: the corpus, a transcript or the dev-set lists cannot be read, or
+            ``utt2lang`` is not ``"pair"`` or ``"label"``.
     """
     t0 = time.perf_counter()
+    if utt2lang not in UTT2LANG_MODES:
+        raise SeameError(f"utt2lang must be one of {UTT2LANG_MODES}, got {utt2lang!r}")
     cfg = clean or CleanConfig()
     out = Path(out_dir)
     parts = find_seame(corpus_dir, phase)
@@ -406,7 +414,7 @@ def prepare_seame(
     speakers = sorted({speaker_of(seg.recording) for seg, *_ in kept})
     by_speaker = split_sentences(speakers, ratios, split_names, seed) if dev is None else {}
     names = list(split_names) if dev is None else ["train", *DEV_SET_SPLITS.values()]
-    sets: dict[str, CodeSwitchSet] = {n: CodeSwitchSet() for n in names}
+    sets: dict[str, CodeSwitchSet] = {n: CodeSwitchSet(utt2lang_mode=utt2lang) for n in names}
     lang_counts: Counter = Counter()
     context_tokens = disagreements = 0
     seconds = 0.0
@@ -444,7 +452,8 @@ def prepare_seame(
             "recordings": len({audio for _, _, audio, *_ in kept}),
             "speakers": len(speakers),
             "split": "dev-set" if dev is not None else "speaker",
-            "utt2lang": dict(sorted(lang_counts.items())),
+            "utt2lang_mode": utt2lang,
+            "corpus_lang": dict(sorted(lang_counts.items())),
             "tokens_tagged_by_context": context_tokens,
             "label_tag_disagreements": disagreements,
         }
@@ -479,6 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="speaker split seed (default: 0)")
     ap.add_argument("--min-duration", type=float, default=0.0, help="seconds (default: 0)")
     ap.add_argument("--keep-case", action="store_true", help="do not lower-case transcripts")
+    ap.add_argument(
+        "--utt2lang",
+        default="pair",
+        choices=UTT2LANG_MODES,
+        help="utt2lang: the pair zh-en for all (default) or the corpus label",
+    )
     args = ap.parse_args(argv)
     try:
         ratios = [float(x) for x in args.ratios.split(",")]
@@ -494,6 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             min_duration=args.min_duration,
             clean=CleanConfig(lowercase=not args.keep_case),
+            utt2lang=args.utt2lang,
         )
     except SpeechxError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ from data_prep.ascend import (
     token_langtags,
     write_langtags,
 )
-from speechx.data.kaldi import KaldiDir
+from speechx.data.kaldi import KaldiDir, read_mapping
 from speechx.errors import DataDirError
 from speechx.metrics.asr import mixed_tokens
 
@@ -212,7 +212,8 @@ def test_prepare_parquet(parquet_corpus: Path, tmp_path: Path) -> None:
         "ascend_spk03-00002": "that's so cool right",
         "ascend_spk05-00007": "ok 啊 100 percent",
     }
-    assert kd.utt2lang == {
+    assert set(kd.utt2lang.values()) == {"zh-en"}  # the pair, as the contract wants
+    assert read_mapping(d / "utt2lang.corpus") == {
         "ascend_spk17-00000": "zh-en",
         "ascend_spk17-00001": "zh",
         "ascend_spk03-00002": "en",
@@ -244,8 +245,23 @@ def test_prepare_parquet(parquet_corpus: Path, tmp_path: Path) -> None:
     }
     saved = json.loads((out / "local" / "ascend_prep.json").read_text(encoding="utf-8"))
     assert saved["extra"]["wav_written"] == 7
-    assert saved["extra"]["utt2lang"] == {"en": 2, "zh": 1, "zh-en": 4}
+    assert saved["extra"]["corpus_lang"] == {"en": 2, "zh": 1, "zh-en": 4}
     assert saved["extra"]["tokens_tagged_by_context"] == 1
+    # the code-switching evaluator reads these dirs as they are
+    from speechx.evaluation.codeswitch import read_codeswitch_dir
+
+    for name in report.dirs:
+        cs = read_codeswitch_dir(out / name)
+        assert cs.pairs == ["zh-en"]
+
+
+def test_utt2lang_label_mode(parquet_corpus: Path, tmp_path: Path) -> None:
+    report = prepare_ascend(parquet_corpus, tmp_path / "d", splits=["test"], utt2lang="label")
+    assert report.skipped == {}
+    kd = KaldiDir.read(tmp_path / "d" / "ascend_zh-en_test")
+    assert kd.utt2lang == {"ascend_spk11-02000": "zh-en", "ascend_spk11-02001": "en"}
+    with pytest.raises(AscendError, match="utt2lang must be one of"):
+        prepare_ascend(parquet_corpus, tmp_path / "d", utt2lang="zh")
 
 
 def test_prepare_is_resumable(parquet_corpus: Path, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from data_prep.seame import (
     speaker_of,
 )
 from speechx.audio import load_audio
-from speechx.data.kaldi import KaldiDir
+from speechx.data.kaldi import KaldiDir, read_mapping
 from speechx.metrics.asr import mixed_tokens
 
 CONV = "01NC01FBX_0101"
@@ -190,9 +190,13 @@ def test_prepare_seame(seame: Path, tmp_path: Path) -> None:
         f"NC03F-{CONV2}-0000000-0001000": "那个 meeting 是 3 点",
         f"NI01M-{INTV}-0000100-0001900": "i think so laugh",
     }
-    assert kd.utt2lang[u1] == "zh-en"
-    assert kd.utt2lang[f"NC01F-{CONV}-0002000-0002500"] == "en"
-    assert kd.utt2lang[f"NI01M-{INTV}-0000100-0001900"] == "en"
+    assert set(kd.utt2lang.values()) == {"zh-en"}
+    corpus_lang: dict[str, str] = {}
+    for name in dirs:
+        corpus_lang.update(read_mapping(out / name / "utt2lang.corpus"))
+    assert corpus_lang[u1] == "zh-en"
+    assert corpus_lang[f"NC01F-{CONV}-0002000-0002500"] == "en"
+    assert corpus_lang[f"NC01F-{CONV}-0001000-0002000"] == "zh"
     seg = kd.segments[f"NI01M-{INTV}-0000100-0001900"]
     assert (seg.recording_id, seg.start, seg.end) == (INTV, 0.1, 1.9)
     assert kd.utt2dur[f"NI01M-{INTV}-0000100-0001900"] == pytest.approx(1.8)
@@ -211,7 +215,11 @@ def test_prepare_seame(seame: Path, tmp_path: Path) -> None:
             if utt.startswith("NC03F"):
                 assert tags[utt] == ["zh", "zh", "en", "zh", "zh", "zh"]  # 3 takes zh from 是
     extra = json.loads((out / "local" / "seame_prep.json").read_text())["extra"]
-    assert extra["utt2lang"] == {"en": 2, "zh": 1, "zh-en": 2}
+    assert extra["corpus_lang"] == {"en": 2, "zh": 1, "zh-en": 2}
+    from speechx.evaluation.codeswitch import read_codeswitch_dir
+
+    for name in dirs:
+        assert read_codeswitch_dir(out / name).pairs == ["zh-en"]
     assert extra["recordings"] == 3 and extra["speakers"] == 3
     assert extra["label_tag_disagreements"] == 0
     rows = (out / "local" / "seame_skipped.tsv").read_text(encoding="utf-8").splitlines()
@@ -219,7 +227,9 @@ def test_prepare_seame(seame: Path, tmp_path: Path) -> None:
 
 
 def test_phase_one_language_from_tags(seame: Path, tmp_path: Path) -> None:
-    report = prepare_seame(seame / "seame_d1", tmp_path / "d", phase="I", ratios=(1, 0, 0))
+    report = prepare_seame(
+        seame / "seame_d1", tmp_path / "d", phase="I", ratios=(1, 0, 0), utt2lang="label"
+    )
     kd = KaldiDir.read(tmp_path / "d" / "seame_zh-en_train")
     assert kd.text == {f"NC01F-{CONV}-0000000-0001000": "phase one"}
     assert kd.utt2lang == {f"NC01F-{CONV}-0000000-0001000": "en"}
