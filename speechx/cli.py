@@ -623,6 +623,149 @@ def _add_score_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     )
 
 
+# ------------------------------------------------------------------------ code-switching
+@_verb(
+    "evaluate-codeswitch",
+    "code-switched speech: MER, per-language and switch-point errors, language confusion, "
+    "retrieval vs monolingual queries -> results/codeswitch.json",
+)
+def _evaluate_codeswitch(args: argparse.Namespace) -> int:
+    from speechx.evaluation.asr import load_normalizer
+    from speechx.evaluation.codeswitch import (
+        evaluate_codeswitch,
+        hypotheses_for_sets,
+        lexicons_from_dirs,
+    )
+    from speechx.metrics.asr import TextNormalizer
+
+    names = [Path(d).name for d in args.data_dirs]
+    if len(set(names)) != len(names):
+        raise SpeechxError(f"data dirs must have distinct names, got {names}")
+    if args.hyp is None and args.asr_model is None and args.model is None:
+        raise SpeechxError("nothing to evaluate: give --hyp or --asr-model, and/or --model")
+    if args.mono and args.model is None:
+        raise SpeechxError("--mono needs --model (a speech encoder for the retrieval)")
+    if args.normalizer is not None:
+        norm = load_normalizer(args.normalizer)
+    elif args.asr_model is not None:
+        norm = load_normalizer(args.asr_model)
+    else:
+        norm = TextNormalizer()
+    hyps = None
+    asr_name = None
+    if args.hyp is not None:
+        hyps = hypotheses_for_sets(args.hyp, names)
+        asr_name = str(args.hyp)
+    elif args.asr_model is not None:
+        from speechx.asr import SpeechRecognizer
+        from speechx.asr.evaluate import transcribe_data_dir, write_hyps
+
+        recognizer = SpeechRecognizer.from_pretrained(args.asr_model)
+        decode_root = args.decode_dir or args.out_dir.parent / "decode"
+        hyps = {}
+        for d, name in zip(args.data_dirs, names, strict=True):
+            hyps[name] = transcribe_data_dir(
+                recognizer, d, beam_size=args.beam, batch_size=args.asr_batch_size
+            )
+            written = write_hyps(decode_root / name / "text", hyps[name])
+            print(f"{len(hyps[name])} transcripts -> {written}")
+        asr_name = str(args.asr_model)
+    encoder = teacher = None
+    sample_rate = 16000
+    if args.model is not None:
+        from speechx.models import SpeechEncoder
+        from speechx.teachers import CachedTeacher, load_teacher
+
+        encoder = SpeechEncoder.from_pretrained(args.model)
+        sample_rate = encoder.config.sample_rate
+        teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    lexicons = lexicons_from_dirs(args.lexicon_dirs, norm) if args.lexicon_dirs else None
+    path = evaluate_codeswitch(
+        args.data_dirs,
+        args.out_dir,
+        hyps=hyps,
+        encoder=encoder,
+        teacher=teacher,
+        mono_dirs=args.mono,
+        normalizer=norm,
+        lexicons=lexicons,
+        window=args.window,
+        split=args.split,
+        model_name=None if args.model is None else str(args.model),
+        asr_name=asr_name,
+        cache_dir=args.cache_dir,
+        sample_rate=sample_rate,
+        batch_size=args.batch_size,
+    )
+    print(path)
+    return 0
+
+
+def _add_codeswitch_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    p = sub["evaluate-codeswitch"]
+    p.add_argument(
+        "data_dirs",
+        nargs="+",
+        type=Path,
+        help="code-switched Kaldi dirs (text, text.langtags, utt2lang = <matrix>-<embedded>, "
+        "utt2sent, text.<lang>)",
+    )
+    p.add_argument("--out-dir", required=True, type=Path, help="results dir")
+    asr = p.add_mutually_exclusive_group()
+    asr.add_argument(
+        "--hyp",
+        type=Path,
+        default=None,
+        help="ASR hypotheses: one Kaldi text file for every set, or a dir of <set>/text",
+    )
+    asr.add_argument(
+        "--asr-model", type=Path, default=None, help="speechx CTC model dir to transcribe with"
+    )
+    p.add_argument("--beam", type=int, default=1, help="--asr-model beam width (1 = greedy)")
+    p.add_argument("--asr-batch-size", type=int, default=8)
+    p.add_argument(
+        "--decode-dir",
+        type=Path,
+        default=None,
+        help="--asr-model hypotheses go to <dir>/<set>/text (default: OUT_DIR/../decode)",
+    )
+    p.add_argument(
+        "--model", type=Path, default=None, help="speechx speech encoder dir for retrieval"
+    )
+    p.add_argument(
+        "--mono",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="monolingual speech dirs of the same sentences (matched by utt2sent) to compare "
+        "the code-switched queries with",
+    )
+    p.add_argument("--teacher", default="use-multilingual", help="teacher of the text views")
+    p.add_argument("--cache-dir", type=Path, default=None, help="teacher embedding cache")
+    p.add_argument("--batch-size", type=int, default=16, help="speech encoder batch size")
+    p.add_argument(
+        "--window", type=int, default=1, help="tokens on each side of a switch (default 1)"
+    )
+    p.add_argument(
+        "--lexicon-dirs",
+        nargs="+",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="training dirs whose transcripts give each language's vocabulary for the "
+        "language confusion (added to the test sets' own)",
+    )
+    p.add_argument(
+        "--normalizer",
+        type=Path,
+        default=None,
+        help="normaliser settings (JSON, results JSON or model dir; default: the ASR model's, "
+        "else NFKC + case-folded + punctuation removed)",
+    )
+    p.add_argument("--split", default="test", help="split name for codeswitch.json")
+
+
 # ------------------------------------------------------------------------------- parsing
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -638,6 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(sub)
     _add_score_args(sub)
     _add_asr_args(sub)
+    _add_codeswitch_args(sub)
     return parser
 
 

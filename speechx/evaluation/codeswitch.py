@@ -610,6 +610,43 @@ def hypotheses_for_sets(
     return out
 
 
+def lexicons_from_dirs(
+    data_dirs: Sequence[str | os.PathLike], normalizer: TextNormalizer | None = None
+) -> dict[str, set[str]]:
+    """Per-language vocabularies from the transcripts of (training) data dirs, for the
+    language confusion.
+
+    A monolingual dir adds the words of each utterance's ``text`` to its ``utt2lang``
+    language; a code-switched dir (with ``text.langtags``) adds each token to its tag's set.
+
+    Returns:
+        ``{lang: set of normalised MER tokens}``.
+
+    Raises:
+        DataDirError: a dir without ``text`` or ``utt2lang``, or as
+            :func:`read_codeswitch_dir`.
+    """
+    norm = normalizer or TextNormalizer()
+    out: dict[str, set[str]] = {}
+    for d in data_dirs:
+        p = Path(d)
+        if (p / TAGS_FILE).is_file():
+            cs = read_codeswitch_dir(p)
+            for u, text in cs.refs.items():
+                tokens, tags = normalize_tagged(text, cs.tags[u], norm, utt_id=u)
+                for tok, tag in zip(tokens, tags, strict=True):
+                    out.setdefault(tag, set()).add(tok)
+            continue
+        kdir = KaldiDir.read(p)
+        if not kdir.text or not kdir.utt2lang:
+            raise DataDirError(f"{p}: a lexicon dir needs text and utt2lang")
+        for u, text in kdir.text.items():
+            if u not in kdir.utt2lang:
+                raise DataDirError(f"{p / 'utt2lang'}: utterance {u!r} has no language")
+            out.setdefault(kdir.utt2lang[u], set()).update(build_lexicon([text], norm))
+    return out
+
+
 # --------------------------------------------------------------------------- summary
 def render_summary(doc: Mapping[str, Any]) -> str:
     """The markdown ``## Code-switching`` section of ``summary.md`` for a ``codeswitch.json``.

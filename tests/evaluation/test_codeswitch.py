@@ -222,3 +222,16 @@ def test_hypotheses_for_sets(tmp_path: Path) -> None:
     assert hypotheses_for_sets(tmp_path / "dec" / "text", ["x"]) == {"x": {"u2": "hello"}}
     with pytest.raises(EvaluationError, match="no such"):
         hypotheses_for_sets(tmp_path / "nope", ["a"])
+
+
+def test_lexicons_from_dirs(tmp_path: Path) -> None:
+    from speechx.evaluation.codeswitch import lexicons_from_dirs
+
+    cs = make_cs_dir(tmp_path / "cs")
+    en = make_mono_dir(tmp_path / "mono", "en", 3, "synth_en_train")
+    lex = lexicons_from_dirs([cs, en])
+    assert {"meeting", "shop", "cool", "missed", "going"} <= lex["en"]
+    assert "gemist" in lex["nl"] and "gemist" not in lex["en"]
+    (en / "utt2lang").unlink()
+    with pytest.raises(DataDirError, match="needs text and utt2lang"):
+        lexicons_from_dirs([en])
