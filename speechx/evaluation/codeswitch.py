@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 TAGS_FILE = "text.langtags"
 CSTYPE_FILE = "utt2cstype"
+#: utterance id -> every sentence id it renders (an inter-sentential utterance has two)
+SENTS_FILE = "utt2sents"
 _PAIR = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)-([A-Za-z][A-Za-z0-9_]*)$")
 _SECTION_BEGIN = "<!-- speechx:codeswitch:begin -->"
 _SECTION_END = "<!-- speechx:codeswitch:end -->"
@@ -432,6 +434,35 @@ def codeswitch_retrieval(
     return out
 
 
+def _rekey_by_sentences(ts: Any, path: Path, teacher_id: str) -> Any:
+    """Key the views of a code-switched test set by *all* the sentences an utterance renders
+    (``utt2sents``: an inter-sentential utterance joins two), so that its gold item is its own
+    two-sentence translation and it is never matched with a one-sentence monolingual query."""
+    from speechx.teachers.embed import load_teacher_embeddings
+
+    sents = read_mapping(path / SENTS_FILE)
+    key = {u: "+".join(v.split()) for u, v in sents.items()}
+    speech = ts.speech
+    speech = View(
+        speech.ids,
+        [key.get(u, s) for u, s in zip(speech.ids, speech.sentence_ids, strict=True)],
+        speech.embeddings,
+    )
+    texts = {}
+    for name in ts.texts:
+        lang = name.split(":", 1)[1]
+        field_name = "text" if lang == ts.lang else f"text.{lang}"
+        t_ids, emb = load_teacher_embeddings(path, teacher_id, field_name)
+        row = {u: i for i, u in enumerate(t_ids)}
+        seen: dict[str, int] = {}
+        for u, k in zip(speech.ids, speech.sentence_ids, strict=True):
+            i = row.get(u)
+            if i is not None and k not in seen and np.all(np.isfinite(emb[i])):
+                seen[k] = i
+        texts[name] = View([t_ids[i] for i in seen.values()], list(seen), emb[list(seen.values())])
+    return type(ts)(ts.name, ts.corpus, ts.lang, speech, texts)
+
+
 def _subset(view: View, idx: Sequence[int]) -> View:
     return View(
         [view.ids[i] for i in idx],
@@ -521,6 +552,8 @@ def evaluate_codeswitch(
         for s in sets:
             langs = {lang for p in s.pairs for lang in (*split_pair(p), p)} | {"en"}
             ts = load_test_set(s.path, encoder, teacher_id, text_langs=sorted(langs), **kwargs)
+            if (s.path / SENTS_FILE).is_file():
+                ts = _rekey_by_sentences(ts, s.path, teacher_id)
             retrieval[s.name] = codeswitch_retrieval(ts, s.utt2pair, monos)
     rows: list[dict[str, Any]] = []
     for s in sets:

@@ -235,3 +235,24 @@ def test_lexicons_from_dirs(tmp_path: Path) -> None:
     (en / "utt2lang").unlink()
     with pytest.raises(DataDirError, match="needs text and utt2lang"):
         lexicons_from_dirs([en])
+
+
+def test_inter_sentential_utterances_are_keyed_by_all_their_sentences(tmp_path: Path) -> None:
+    d = make_cs_dir(tmp_path / "data")
+    # the third utterance renders sentences 3 and 1 (utt2sent keeps the first only)
+    (d / "utt2sents").write_text("spk1-utt1 sent1\nspk1-utt2 sent2\nspk2-utt3 sent3 sent1\n")
+    nl = make_mono_dir(tmp_path / "data", "nl", 2, "synth_nl_test")
+    path = evaluate_codeswitch(
+        [d],
+        tmp_path / "res",
+        encoder=FakeEncoder(),
+        teacher=FakeTeacher(),
+        mono_dirs=[nl],
+        cache_dir=tmp_path / "cache",
+    )
+    (row,) = json.loads(path.read_text())["results"]
+    nl_row = next(r for r in row["retrieval"] if r["target"] == "text:nl")
+    assert nl_row["pool_size"] == 3 and nl_row["recall@1"] == pytest.approx(2 / 3)
+    # only sentences 1 and 2 have a one-sentence code-switched rendering to compare with
+    drop = next(r for r in row["retrieval_drop"] if r["target"] == "text:nl")
+    assert drop["n_sentences"] == 2 and drop["recall@1_drop"] == 0.0
