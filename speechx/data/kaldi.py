@@ -12,6 +12,8 @@ A data dir holds one file per mapping, each line ``<key> <value>`` sorted by key
 ``utt2sent``    utterance id -> sentence id, shared by every rendition of one
                 sentence in any language (speechx extension; optional)
 ``text.<lang>`` utterance id -> translation into ``<lang>`` (optional, any number)
+``text.langtags`` utterance id -> one language tag per MER token of ``text``, for
+                code-switched speech (speechx extension; optional; not a translation)
 ==============  ==============================================================
 
 Without ``segments`` each utterance is a whole recording and utterance id == recording id.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from speechx.errors import DataDirError
 
-_LANG_FILE = re.compile(r"^text\.([A-Za-z][A-Za-z0-9_-]*)$")
+_LANG_FILE = re.compile(r"^text\.(?!langtags$)([A-Za-z][A-Za-z0-9_-]*)$")
 # Kaldi separates fields with ASCII blanks only; other Unicode spaces (NBSP, ideographic space)
 # are part of a transcript and must survive a write/read round trip.
 _ASCII_WS = " \t\n\r\f\v"
@@ -87,6 +89,7 @@ class KaldiDir:
     utt2dur: dict[str, float] = field(default_factory=dict)
     utt2sent: dict[str, str] = field(default_factory=dict)
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    langtags: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ views
     @property
@@ -142,6 +145,7 @@ class KaldiDir:
             utt2dur=pick(self.utt2dur),
             utt2sent=pick(self.utt2sent),
             translations={lang: pick(t) for lang, t in self.translations.items()},
+            langtags=pick(self.langtags),
         )
 
     # ------------------------------------------------------------------ I/O
@@ -180,6 +184,8 @@ class KaldiDir:
             out.utt2dur = _read_floats(d / "utt2dur")
         if (d / "utt2sent").is_file():
             out.utt2sent = read_mapping(d / "utt2sent")
+        if (d / "text.langtags").is_file():
+            out.langtags = read_mapping(d / "text.langtags", allow_empty=True)
         for f in sorted(d.iterdir()):
             m = _LANG_FILE.match(f.name)
             if m and f.is_file():
@@ -206,6 +212,7 @@ class KaldiDir:
             "utt2lang": self.utt2lang.items(),
             "utt2dur": ((u, f"{v:.3f}") for u, v in self.utt2dur.items()),
             "utt2sent": self.utt2sent.items(),
+            "text.langtags": self.langtags.items(),
         }
         for lang, t in self.translations.items():
             files[f"text.{lang}"] = t.items()

@@ -44,7 +44,7 @@ EXTRA_UTT_FILES = ("utt2gender", "utt2uniq", "utt2num_frames", "utt2category", "
 EXTRA_REC_FILES = ("reco2dur", "reco2file_and_channel")
 EXTRA_SPK_FILES = ("spk2gender", "cmvn.scp")
 
-_LANG_FILE = re.compile(r"^text\.([A-Za-z][A-Za-z0-9_-]*)$")
+_LANG_FILE = re.compile(r"^text\.(?!langtags$)([A-Za-z][A-Za-z0-9_-]*)$")
 _SINGLE_TOKEN_FILES = ("utt2spk", "utt2lang", "utt2sent", "utt2dur")
 #: Seconds a segment may run past the end of its recording (Kaldi rounds times), as in
 #: :func:`speechx.audio.load_audio`.
@@ -251,6 +251,8 @@ def _format_problems(name: str, ln: _Line) -> list[Problem]:
         if not ln.value:
             return [Problem(name, ln.no, ln.key, "empty-text", "empty translation", "warning")]
         return []
+    if name == "text.langtags" and not fields:
+        return [Problem(name, ln.no, ln.key, "malformed", "no language tags")]
     if name == "wav.scp":
         if not ln.value:
             return [Problem(name, ln.no, ln.key, "malformed", "no audio path")]
@@ -302,7 +304,7 @@ def _float(s: str) -> float | None:
 
 
 def _read_all(d: Path) -> dict[str, _RawFile]:
-    names = {"wav.scp", "spk2utt", *UTT_FILES}
+    names = {"wav.scp", "spk2utt", "text.langtags", *UTT_FILES}
     out: dict[str, _RawFile] = {}
     for f in sorted(d.iterdir()):
         if f.is_file() and (f.name in names or _LANG_FILE.match(f.name)):
@@ -724,6 +726,11 @@ def fix_data_dir(
         utt2lang={u: maps["utt2lang"][u] for u in keep} if "utt2lang" in maps else {},
         utt2dur={u: float(maps["utt2dur"][u]) for u in keep} if "utt2dur" in maps else {},
         utt2sent={u: maps["utt2sent"][u] for u in keep} if "utt2sent" in maps else {},
+        langtags=(
+            {u: maps["text.langtags"][u] for u in keep if u in maps["text.langtags"]}
+            if "text.langtags" in maps
+            else {}
+        ),
     )
     keep_set = set(keep)
     for name, mapping in maps.items():

@@ -94,3 +94,23 @@ def test_write_read_round_trip(tmp_path_factory: pytest.TempPathFactory, texts: 
     assert back.text == {u: normalise_value(t) for u, t in texts.items()}
     assert back.translations["de"] == {u: normalise_value(t[::-1]) for u, t in texts.items()}
     assert back.utt_ids == sorted(texts, key=c_sort_key)
+
+
+def test_langtags_are_kept_apart_from_translations(tmp_path) -> None:
+    from speechx.data.kaldi import KaldiDir
+
+    kd = KaldiDir(
+        wav_scp={"u1": "/a.wav", "u2": "/b.wav"},
+        text={"u1": "ik like it", "u2": "hallo"},
+        utt2spk={"u1": "s", "u2": "s"},
+        translations={"en": {"u1": "i like it", "u2": "hello"}},
+        langtags={"u1": "nl en en", "u2": "nl"},
+    )
+    kd.write(tmp_path / "d")
+    assert (tmp_path / "d" / "text.langtags").read_text() == "u1 nl en en\nu2 nl\n"
+    back = KaldiDir.read(tmp_path / "d")
+    assert back.languages == ["en"] and back.langtags == kd.langtags
+    assert back.subset(["u2"]).langtags == {"u2": "nl"}
+    back.langtags = {}
+    back.write(tmp_path / "d")
+    assert not (tmp_path / "d" / "text.langtags").exists()

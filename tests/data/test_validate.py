@@ -201,3 +201,19 @@ def test_fix_refuses_to_empty_a_dir(kaldi_dir: Path) -> None:
     with pytest.raises(DataDirError, match=r"every utterance would be dropped .*no line in wav"):
         fix_data_dir(kaldi_dir)
     assert (kaldi_dir / "text").read_bytes() == before
+
+
+def test_fix_keeps_langtags_of_kept_utterances(kaldi_dir: Path, tmp_path: Path) -> None:
+    d = kaldi_dir
+    ids = KaldiDir.read(d).utt_ids
+    tags = {u: " ".join("nl" for _ in KaldiDir.read(d).text[u].split()) for u in ids}
+    (d / "text.langtags").write_text("".join(f"{u} {tags[u]}\n" for u in ids))
+    assert validate_data_dir(d).ok
+    (d / "text").write_text("".join(f"{u} {KaldiDir.read(d).text[u]}\n" for u in ids[1:]))
+    fix = fix_data_dir(d, out=tmp_path / "fixed")
+    back = KaldiDir.read(tmp_path / "fixed")
+    assert fix.kept == len(ids) - 1 and back.langtags == {u: tags[u] for u in ids[1:]}
+    assert "langtags" not in back.translations
+    (tmp_path / "fixed" / "text.langtags").write_text(f"{ids[1]}\n")
+    report = validate_data_dir(tmp_path / "fixed")
+    assert any(p.file == "text.langtags" and p.code == "malformed" for p in report.problems)
