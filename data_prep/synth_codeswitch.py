@@ -107,6 +107,7 @@ Links = frozenset[tuple[int, int]]
 _CLAUSE_END = re.compile(r"[,;:?!.…]+[\"'’”»)\]]*$")
 _STRONG = re.compile(r"[?!.…]")
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+_WORD = re.compile(r"\w")
 _PAIR = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
 
 
@@ -334,6 +335,38 @@ def _recase(words: list[str], lang: str, at_start: bool, was_start: bool) -> lis
     return words
 
 
+def join_spans(spans: Sequence[Span]) -> tuple[Span, ...]:
+    """Drop empty spans, attach spans with no letter or digit (``...``, ``.``) to a neighbour,
+    and merge neighbours of the same language.
+
+    espeak-ng says nothing for a lone punctuation span, so it rides with the span before it
+    (or, at the start, the one after it) and takes that span's language tag.
+
+    Returns:
+        Spans where every span has a word character and adjacent spans differ in language.
+    """
+    out: list[Span] = []
+    pending: tuple[str, ...] = ()
+    for sp in spans:
+        if not sp.words:
+            continue
+        if not any(_WORD.search(w) for w in sp.words):
+            if out:
+                out[-1] = Span(out[-1].lang, out[-1].words + sp.words)
+            else:
+                pending += sp.words
+            continue
+        sp = Span(sp.lang, pending + sp.words)
+        pending = ()
+        if out and out[-1].lang == sp.lang:
+            out[-1] = Span(sp.lang, out[-1].words + sp.words)
+        else:
+            out.append(sp)
+    if pending and out:
+        out[-1] = Span(out[-1].lang, out[-1].words + pending)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- switching
 
 
@@ -399,9 +432,7 @@ def make_clause_switch(
     if _norm(wa[a1:a2]) == _norm(wb[b1:b2]):
         return "clause_same"
     spans = [Span(a, tuple(wa[:a1])), Span(b, tuple(wb[b1:b2])), Span(a, tuple(wa[a2:]))]
-    return CodeSwitch(
-        pair, "clause", (sent.sent_id,), sent.split, tuple(s for s in spans if s.words)
-    )
+    return CodeSwitch(pair, "clause", (sent.sent_id,), sent.split, join_spans(spans))
 
 
 def make_phrase_switch(
@@ -448,9 +479,7 @@ def make_phrase_switch(
     i1, i2, j1, j2 = cands[_hash(seed, pair, "phrase", sent.sent_id) % len(cands)]
     emb = _recase(list(wb[j1:j2]), b, at_start=i1 == 0, was_start=j1 == 0)
     spans = [Span(a, tuple(wa[:i1])), Span(b, tuple(emb)), Span(a, tuple(wa[i2:]))]
-    return CodeSwitch(
-        pair, "phrase", (sent.sent_id,), sent.split, tuple(s for s in spans if s.words)
-    )
+    return CodeSwitch(pair, "phrase", (sent.sent_id,), sent.split, join_spans(spans))
 
 
 def inter_pairs(

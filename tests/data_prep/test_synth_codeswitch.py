@@ -13,6 +13,7 @@ from data_prep.synth import Sentence, SynthError, read_sentence_table
 from data_prep.synth_codeswitch import (
     Alignment,
     LangtagsError,
+    Span,
     SwitchConfig,
     build_codeswitches,
     check_langtags,
@@ -21,6 +22,7 @@ from data_prep.synth_codeswitch import (
     eflomal_available,
     grow_diag,
     inter_pairs,
+    join_spans,
     main,
     make_clause_switch,
     make_inter,
@@ -84,6 +86,18 @@ def test_grow_diag_and_consistent_phrases() -> None:
     assert (1, 2, 2, 3) in phrases and (0, 2, 0, 3) not in phrases
     # a link leaving the box makes the phrase inconsistent
     assert (0, 1, 0, 1) not in consistent_phrases(frozenset({(0, 0), (1, 0)}), 2)
+
+
+def test_join_spans_attaches_bare_punctuation() -> None:
+    spans = [
+        Span("nl", ("...",)),
+        Span("en", ("and",)),
+        Span("nl", ()),
+        Span("nl", ("netten!",)),
+        Span("de", (".", "!")),
+    ]
+    assert join_spans(spans) == (Span("en", ("...", "and")), Span("nl", ("netten!", ".", "!")))
+    assert join_spans([Span("en", ("a",)), Span("en", ("b",))]) == (Span("en", ("a", "b")),)
 
 
 def test_make_inter_never_crosses_splits() -> None:
