@@ -18,12 +18,12 @@ what both monolingual lines mean:
     are mostly aligned outside its counterpart is rejected (``clause_misaligned``).
 ``phrase`` (intra-sentential, word/phrase level; needs the optional ``eflomal`` package)
     Words are aligned with eflomal (Bayesian HMM + fertility models, forward and reverse).
-    A contiguous matrix span of 1-4 words that is *consistent* with the
-    union of both directions (no link of either direction leaves the box, and every word inside
-    both spans is aligned) and whose embedded counterpart is also contiguous and at most 4 words
-    is replaced by that embedded span.  Neither span crosses a clause boundary, and the
-    matrix keeps at least half of its words.  Using the union rather than a symmetrised alignment
-    trades recall for precision: any stray link vetoes a span.
+    A contiguous matrix span of 1-4 words that is *consistent* with the union of both
+    directions (no link of either direction leaves the box, and every word inside both spans
+    has a link that both directions agree on) and whose embedded counterpart is also
+    contiguous and at most 4 words is replaced by that embedded span.  Neither span crosses a
+    clause boundary, and the matrix keeps at least half of its words.  Using the union rather
+    than a symmetrised alignment trades recall for precision: any stray link vetoes a span.
 
 The aligner is trained on the fillets lines only (no other parallel text is available offline
 outside the reserved sources).  So that no evaluation sentence influences training data, the
@@ -447,7 +447,7 @@ def make_phrase_switch(
     Args:
         alignment: word alignments ``(i, j)``: matrix word i (of ``texts[matrix].split()``)
             with embedded word j.  Phrases must be consistent with the union of both
-            directions, and every word of both spans must be aligned.
+            directions, and every word of both spans needs a link in both directions.
 
     Returns:
         The utterance, or ``phrase_none`` when no consistent phrase pair fits
@@ -458,7 +458,8 @@ def make_phrase_switch(
     wa, wb = sent.texts[a].split(), sent.texts[b].split()
     limit = max(1, int(cfg.max_phrase_share * len(wa)))
     union = alignment.union
-    src_ok, trg_ok = {i for i, _ in union}, {j for _, j in union}
+    both = alignment.fwd & alignment.rev
+    src_ok, trg_ok = {i for i, _ in both}, {j for _, j in both}
     inner_a = {e - 1 for _, e, _ in clause_cuts(wa)[:-1]}  # last words of non-final clauses
     inner_b = {e - 1 for _, e, _ in clause_cuts(wb)[:-1]}
     cands = [
