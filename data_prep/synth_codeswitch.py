@@ -787,7 +787,6 @@ def check_langtags(data_dir: str | os.PathLike) -> int:
 def _write_dir(out: Path, jobs: Sequence[tuple[_Job, float]], table: dict[str, Sentence]) -> int:
     kd = KaldiDir()
     extra: dict[str, dict[str, str]] = {
-        LANGTAGS_FILE: {},
         "utt2cstype": {},
         "utt2csmethod": {},
         "utt2sents": {},
@@ -805,11 +804,11 @@ def _write_dir(out: Path, jobs: Sequence[tuple[_Job, float]], table: dict[str, S
             if all(s.texts.get(lang) for s in sents):
                 line = " ".join(" ".join(s.texts[lang].split()) for s in sents)
                 kd.translations.setdefault(lang, {})[utt] = line
-        extra[LANGTAGS_FILE][utt] = " ".join(cs.tags)
+        kd.langtags[utt] = " ".join(cs.tags)
         extra["utt2cstype"][utt] = cs.cstype
         extra["utt2csmethod"][utt] = cs.method
         extra["utt2sents"][utt] = " ".join(cs.sent_ids)
-    kd.write(out)  # removes a stale text.langtags (not a translation); rewritten just below
+    kd.write(out)
     for name, rows in extra.items():
         write_mapping(out / name, sorted(rows.items(), key=lambda kv: kv[0].encode()))
     check_langtags(out)
