@@ -19,10 +19,14 @@ from typing import Any
 
 from speechx.errors import SpeechxError
 
-# Corpus preparation modules, reached by name: speechx never imports data_prep directly.
+# Corpus preparation modules, reached by name: speechx never imports data_prep directly
+# (a test keeps this in step with data_prep.PREPARERS).
 CORPORA: dict[str, str] = {
     "fillets": "data_prep.fillets",
     "synth": "data_prep.synth",
+    "synthcs": "data_prep.synth_codeswitch",
+    "ascend": "data_prep.ascend",
+    "seame": "data_prep.seame",
 }
 
 _PASSTHROUGH = {"import-whisper"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -92,3 +93,13 @@ def test_encode_missing_model_is_a_one_line_error(
     assert rc == 2
     err = capsys.readouterr().err
     assert "nope" in err and "Traceback" not in err
+
+
+def test_every_registered_preparer_is_reachable_from_the_cli() -> None:
+    import data_prep
+    from speechx.cli import CORPORA
+
+    assert {name: module for name, (module, _) in data_prep.PREPARERS.items()} == CORPORA
+    for name in CORPORA:
+        assert callable(data_prep.get_preparer(name))
+        assert callable(importlib.import_module(CORPORA[name]).main)
