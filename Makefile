@@ -13,10 +13,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TEST := espeak-ng shellcheck
 APT_DEMO := $(APT_TEST) fillets-ng-data fillets-ng-data-nl
 
-.PHONY: help demo test test-slow lint format sysdeps-test sysdeps-demo venv dev clean
+.PHONY: help demo codeswitch test test-slow lint format sysdeps-test sysdeps-demo venv dev clean
 
 help:
 	@echo "make demo       install everything and run egs/fillets/run.sh with conf/demo.yaml"
+	@echo "make codeswitch install the code-switching extra, run egs/codeswitch/run.sh"
 	@echo "make test       install the test requirements, lint, run the fast tests"
 	@echo "make test-slow  run the tests marked slow"
 	@echo "make lint       ruff check, ruff format --check, shellcheck"
@@ -48,6 +49,10 @@ $(VENV)/.dev: $(VENV)/.base
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
+$(VENV)/.codeswitch: $(VENV)/.base
+	$(PIP) install -e '.[codeswitch]'
+	@touch $@
+
 $(VENV)/.ref: $(VENV)/.dev
 	$(PIP) install -e '.[dev,ref]'
 	@touch $@
@@ -57,6 +62,9 @@ dev: $(VENV)/.dev
 
 demo: sysdeps-demo venv
 	cd egs/fillets && ./run.sh --config conf/demo.yaml
+
+codeswitch: sysdeps-demo $(VENV)/.codeswitch
+	cd egs/codeswitch && ./run.sh
 
 lint: dev
 	$(VENV)/bin/ruff check .
