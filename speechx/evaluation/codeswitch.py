@@ -52,10 +52,11 @@ import numpy as np
 from speechx.data.kaldi import KaldiDir, atomic_write_text, read_mapping
 from speechx.errors import DataDirError, EvaluationError, MetricError
 from speechx.evaluation.retrieval import ROW_METRICS, View, evaluate_retrieval_pairs
-from speechx.metrics.asr import TextNormalizer, align, format_pra, mixed_tokens
+from speechx.metrics.asr import TextNormalizer, align, format_pra
 from speechx.metrics.codeswitch import (
     CodeSwitchScores,
     build_lexicon,
+    check_tag_counts,
     normalize_tagged,
     scores_from_alignments,
     tag_alignment,
@@ -146,22 +147,17 @@ def read_codeswitch_dir(data_dir: str | os.PathLike) -> CodeSwitchSet:
     if not refs:
         raise DataDirError(f"{d / 'text'}: no utterances")
     raw_tags = read_mapping(d / TAGS_FILE, allow_empty=True)
-    tags: dict[str, list[str]] = {}
     utt2pair: dict[str, str] = {}
-    for u, text in refs.items():
-        if u not in raw_tags:
-            raise DataDirError(f"{d / TAGS_FILE}: utterance {u!r} has no language tags")
+    for u in refs:
         if u not in kdir.utt2lang:
             raise DataDirError(f"{d / 'utt2lang'}: utterance {u!r} has no language pair")
         utt2pair[u] = kdir.utt2lang[u]
         split_pair(utt2pair[u], f"{d / 'utt2lang'}: utterance {u!r}")
-        tags[u] = raw_tags[u].split()
-        n_tokens = len(mixed_tokens(text))
-        if len(tags[u]) != n_tokens:
-            raise DataDirError(
-                f"{d / TAGS_FILE}: utterance {u!r} has {len(tags[u])} language tags but its "
-                f"text has {n_tokens} MER tokens ({text!r})"
-            )
+    tags = {u: raw_tags[u].split() for u in refs if u in raw_tags}
+    try:
+        check_tag_counts(refs, tags)
+    except MetricError as exc:
+        raise DataDirError(f"{d / TAGS_FILE}: {exc}") from None
     cstype = read_mapping(d / CSTYPE_FILE) if (d / CSTYPE_FILE).is_file() else {}
     translations = {k: v for k, v in kdir.translations.items() if k not in _NOT_LANGS}
     return CodeSwitchSet(d.name, d, refs, tags, utt2pair, cstype, kdir.utt2sent, translations)

@@ -142,6 +142,40 @@ def switch_boundaries(tags: Sequence[str]) -> list[int]:
     return [b for b in range(1, len(tags)) if tags[b] != tags[b - 1]]
 
 
+def check_tag_counts(refs: Mapping[str, str], tags: Mapping[str, Sequence[str]]) -> int:
+    """Check that every transcript has exactly one language tag per MER token.
+
+    This is the check behind a ``text.langtags`` file: the code-switching evaluator runs it on
+    reading a data dir, and the corpus preparers before writing one.
+
+    Args:
+        refs: utterance id -> raw transcript (the ``text`` of a data dir).
+        tags: utterance id -> its tags; utterances not in ``refs`` are not looked at.
+
+    Returns:
+        The number of utterances checked.
+
+    Raises:
+        MetricError: an utterance of ``refs`` has no tags, or a number of tags that differs from
+            the :func:`~speechx.metrics.asr.mixed_tokens` of its transcript (the utterance, both
+            counts and the transcript are named).
+
+    Example:
+        >>> check_tag_counts({"u1": "我 ok"}, {"u1": ["zh", "en"]})
+        1
+    """
+    for utt, text in refs.items():
+        if utt not in tags:
+            raise MetricError(f"utterance {utt!r} has no language tags")
+        n_tags, n_tokens = len(tags[utt]), len(mixed_tokens(text))
+        if n_tags != n_tokens:
+            raise MetricError(
+                f"utterance {utt!r} has {n_tags} tags for {n_tokens} MER tokens of its text "
+                f"({text!r})"
+            )
+    return len(refs)
+
+
 # ---------------------------------------------------------------------------- alignments
 @dataclass(frozen=True)
 class TaggedAlignment:
@@ -219,8 +253,25 @@ def tag_alignment(
 
 
 # ------------------------------------------------------------------------------ results
+class _ErrorCounts:
+    """Shared by the rate dataclasses below, which hold these three counts."""
+
+    substitutions: int
+    deletions: int
+    insertions: int
+
+    @property
+    def errors(self) -> int:
+        """Substitutions + deletions + insertions."""
+        return self.substitutions + self.deletions + self.insertions
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (rates are ``None`` when undefined)."""
+        return _finite(asdict(self))
+
+
 @dataclass(frozen=True)
-class LanguageRate:
+class LanguageRate(_ErrorCounts):
     """The error rate of the reference tokens of one language.
 
     Attributes:
@@ -239,17 +290,9 @@ class LanguageRate:
     deletions: int
     insertions: int
 
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (``rate`` is ``None`` when undefined)."""
-        return _finite(asdict(self))
-
 
 @dataclass(frozen=True)
-class SwitchPointRate:
+class SwitchPointRate(_ErrorCounts):
     """Errors at language switches, and everywhere else.
 
     Attributes:
@@ -273,14 +316,6 @@ class SwitchPointRate:
     other_rate: float
     other_tokens: int
     other_errors: int
-
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (rates are ``None`` when undefined)."""
-        return _finite(asdict(self))
 
 
 @dataclass(frozen=True)

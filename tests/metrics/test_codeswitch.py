@@ -17,6 +17,7 @@ from speechx.errors import MetricError
 from speechx.metrics.asr import TextNormalizer, align, mer
 from speechx.metrics.codeswitch import (
     build_lexicon,
+    check_tag_counts,
     codeswitch_scores,
     lexicons_from_tagged,
     normalize_tagged,
@@ -186,6 +187,34 @@ def test_tag_count_mismatch_names_the_utterance() -> None:
         normalize_tagged("a b", [EN, "n l"])
     with pytest.raises(MetricError, match="2 references, 1 hypotheses"):
         codeswitch_scores(["a", "b"], ["a"], [[EN], [EN]])
+
+
+def test_check_tag_counts() -> None:
+    refs = {"u1": "我喜欢 python", "u2": ""}
+    assert check_tag_counts(refs, {"u1": [ZH, ZH, ZH, EN], "u2": [], "other": [EN]}) == 2
+    with pytest.raises(MetricError, match=r"'u1' has 3 tags for 4 MER tokens of its text"):
+        check_tag_counts(refs, {"u1": [ZH, ZH, EN], "u2": []})
+    with pytest.raises(MetricError, match="'u2' has no language tags"):
+        check_tag_counts(refs, {"u1": [ZH, ZH, ZH, EN]})
+
+
+def test_rates_to_dict_and_errors() -> None:
+    # REF: ik wil een ****** cookie   tags nl nl nl en
+    # HYP: ik wil een koekje extra    C C C I S (the insertion goes to the preceding "een": nl)
+    s = codeswitch_scores(["ik wil een cookie"], ["ik wil een koekje extra"], [[NL, NL, NL, EN]])
+    assert s.per_lang[EN].to_dict() == {
+        "lang": EN,
+        "rate": 1.0,
+        "ref_tokens": 1,
+        "hits": 0,
+        "substitutions": 1,
+        "deletions": 0,
+        "insertions": 0,
+    }
+    assert (s.per_lang[EN].errors, s.per_lang[NL].errors) == (1, 1)
+    sp = s.switch_point.to_dict()
+    assert (sp["substitutions"], sp["insertions"], s.switch_point.errors) == (1, 1, 2)
+    assert sp["rate"] == 1.0 and sp["other_rate"] == 0.0
 
 
 def test_token_language_rules() -> None:
