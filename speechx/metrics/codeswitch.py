@@ -170,8 +170,8 @@ def check_tag_counts(refs: Mapping[str, str], tags: Mapping[str, Sequence[str]])
         n_tags, n_tokens = len(tags[utt]), len(mixed_tokens(text))
         if n_tags != n_tokens:
             raise MetricError(
-                f"utterance {utt!r} has {n_tags} tags for {n_tokens} MER tokens of its text "
-                f"({text!r})"
+                f"utterance {utt!r} has {n_tags} language tags but its text has {n_tokens} MER "
+                f"tokens ({text!r})"
             )
     return len(refs)
 
