@@ -52,6 +52,7 @@ import numpy as np
 from speechx.data.kaldi import KaldiDir, atomic_write_text, read_mapping
 from speechx.errors import DataDirError, EvaluationError, MetricError
 from speechx.evaluation.retrieval import ROW_METRICS, View, evaluate_retrieval_pairs
+from speechx.evaluation.summary import some_ids, write_summary_section
 from speechx.metrics.asr import TextNormalizer, align, format_pra
 from speechx.metrics.codeswitch import (
     CodeSwitchScores,
@@ -69,9 +70,8 @@ CSTYPE_FILE = "utt2cstype"
 #: utterance id -> every sentence id it renders (an inter-sentential utterance has two)
 SENTS_FILE = "utt2sents"
 _PAIR = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)-([A-Za-z][A-Za-z0-9_]*)$")
-_SECTION_BEGIN = "<!-- speechx:codeswitch:begin -->"
-_SECTION_END = "<!-- speechx:codeswitch:end -->"
-_SHOW_IDS = 5
+#: this evaluation's section of ``summary.md``
+SUMMARY_SECTION = "codeswitch"
 #: ``text.<x>`` files of a code-switched dir that are not translations
 _NOT_LANGS = frozenset({"langtags"})
 
@@ -253,11 +253,14 @@ def score_codeswitch(
             cs.name,
             len(missing),
             len(cs.refs),
-            _some(missing),
+            some_ids(missing),
         )
     if extra:
         logger.warning(
-            "%s: %d hypotheses without a reference ignored: %s", cs.name, len(extra), _some(extra)
+            "%s: %d hypotheses without a reference ignored: %s",
+            cs.name,
+            len(extra),
+            some_ids(extra),
         )
     scores: dict[str, CodeSwitchScores] = {}
     by_cstype: dict[str, dict[str, CodeSwitchScores]] = {}
@@ -597,9 +600,7 @@ def evaluate_codeswitch(
     }
     path = out / "codeswitch.json"
     atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    summary = out / "summary.md"
-    old = summary.read_text(encoding="utf-8") if summary.exists() else ""
-    atomic_write_text(summary, _splice_section(old, render_summary(doc)))
+    write_summary_section(out / "summary.md", render_summary(doc), SUMMARY_SECTION)
     logger.info("wrote %s", path)
     return path
 
@@ -803,7 +804,7 @@ def render_summary(doc: Mapping[str, Any]) -> str:
     for key, what in (("missing_hyps", "without a hypothesis (scored as empty)"),):
         for name, ids in (doc.get(key) or {}).items():
             if ids:
-                lines += ["", f"**{len(ids)} utterances of {name} {what}**: {_some(ids)}"]
+                lines += ["", f"**{len(ids)} utterances of {name} {what}**: {some_ids(ids)}"]
     if doc.get("alignments"):
         lines += ["", "Alignments: " + ", ".join(f"`{p}`" for p in doc["alignments"])]
     return "\n".join(lines) + "\n"
@@ -833,11 +834,6 @@ def _finite(v: float) -> float | None:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def _some(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:_SHOW_IDS])
-    return shown + (f", ... ({len(ids) - _SHOW_IDS} more)" if len(ids) > _SHOW_IDS else "")
-
-
 def _jsonable(v: Any) -> Any:
     if isinstance(v, Mapping):
         return {str(k): _jsonable(x) for k, x in v.items()}
@@ -848,14 +844,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def _splice_section(old: str, section: str) -> str:
-    block = f"{_SECTION_BEGIN}\n{section}{_SECTION_END}\n"
-    start, end = old.find(_SECTION_BEGIN), old.find(_SECTION_END)
-    if start >= 0 and end > start:
-        rest = old[end + len(_SECTION_END) :].lstrip("\n")
-        return old[:start] + block + ("\n" + rest if rest else "")
-    if not old:
-        return block
-    return old.rstrip("\n") + "\n\n" + block
