@@ -9,14 +9,23 @@ Layering: this package may import :mod:`speechx.audio` and :mod:`speechx.data`, 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
-from collections.abc import Callable
+import os
+import re
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from speechx.audio import audio_info
 from speechx.data.kaldi import atomic_write_text
+from speechx.errors import AudioError, SpeechxError
 
 #: corpus name -> (module, function); resolved lazily by :func:`get_preparer`.
 PREPARERS: dict[str, tuple[str, str]] = {
@@ -94,6 +103,149 @@ class PrepReport:
         atomic_write_text(p, json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return p
 
+    def finish(
+        self, started: float, *, json_path: str | Path | None = None, verbose: bool = False
+    ) -> PrepReport:
+        """Close a run: write the JSON to ``json_path`` (if given), set ``elapsed``, print the
+        summary when ``verbose``.
+
+        Args:
+            started: the run's ``time.perf_counter()`` at its start.
+
+        Returns:
+            The report itself.
+        """
+        if json_path is not None:
+            self.write_json(json_path)
+        self.elapsed = time.perf_counter() - started
+        if verbose:
+            print(self.summary())
+        return self
+
+
+class CorpusWarning(UserWarning):
+    """An utterance of a real corpus left out during preparation (the message names it)."""
+
+
+@dataclass
+class SkipLog:
+    """Counts skipped utterances in a :class:`PrepReport`, warns, and keeps them for a TSV.
+
+    At most ``max_warnings`` warnings are issued per reason (``None``: no limit); the TSV
+    written by :meth:`write` always names every skipped utterance.
+    """
+
+    report: PrepReport
+    max_warnings: int | None = 20
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    _warned: Counter = field(default_factory=Counter)
+
+    def skip(self, utt: str, reason: str, detail: str) -> None:
+        """Count ``utt`` as left out for ``reason``; warn with ``detail`` (what is wrong)."""
+        self.report.skip(reason)
+        self.rows.append((utt, reason, detail))
+        n = self._warned[reason]
+        if self.max_warnings is None or n < self.max_warnings:
+            warnings.warn(
+                f"{self.report.corpus}: skipping {utt}: {detail}", CorpusWarning, stacklevel=3
+            )
+        elif n == self.max_warnings:
+            warnings.warn(
+                f"{self.report.corpus}: further '{reason}' skips are not shown; every skipped "
+                "utterance is listed in the skipped TSV",
+                CorpusWarning,
+                stacklevel=3,
+            )
+        self._warned[reason] += 1
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write ``utt<TAB>reason<TAB>detail`` lines (with a header); returns the path."""
+        p = Path(path)
+        lines = ["utt\treason\tdetail\n"]
+        for utt, reason, detail in self.rows:
+            lines.append(f"{utt}\t{reason}\t{' '.join(detail.split())}\n")
+        atomic_write_text(p, "".join(lines))
+        return p
+
+
+# ------------------------------------------------------------------- helpers of the preparers
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_id(s: str) -> str:
+    """``s`` with every character other than ``A-Z a-z 0-9 . _ -`` replaced by ``_``."""
+    return _ID_UNSAFE.sub("_", s)
+
+
+def parse_list(values: Sequence[str] | str | None) -> list[str] | None:
+    """Split ``"nl,en"`` / ``["nl en", "de"]`` at commas and blanks, dropping repeats.
+
+    Returns:
+        The items in first-seen order, or ``None`` for ``None`` (meaning "the default").
+    """
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    out = [x for v in values for x in re.split(r"[,\s]+", v) if x]
+    return list(dict.fromkeys(out))
+
+
+def existing_duration(path: Path, sample_rate: int | None = None) -> float | None:
+    """Duration in seconds of an audio file already written by an earlier run, so that a
+    rerun can reuse it.
+
+    Returns:
+        The duration, or ``None`` when the file must be (re)written: it is missing,
+        unreadable or empty, or (with ``sample_rate``) not mono at that rate.
+    """
+    if not path.is_file():
+        return None
+    try:
+        info = audio_info(path)
+    except AudioError:
+        return None
+    if info.num_samples == 0:
+        return None
+    if sample_rate is not None and (info.sample_rate != sample_rate or info.channels != 1):
+        return None
+    return info.duration
+
+
+def ratios_arg(text: str) -> list[float]:
+    """argparse ``type`` of ``--ratios``: ``"0.8,0.1,0.1"`` -> ``[0.8, 0.1, 0.1]``.
+
+    Raises:
+        argparse.ArgumentTypeError: an item is not a number (argparse turns it into a usage
+            error naming the option).
+    """
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") from None
+
+
+def run_preparer(prepare: Callable[[], PrepReport], *, report_json: str | None = None) -> int:
+    """The end of every ``python -m data_prep.<corpus>``: run, print, give an exit code.
+
+    Args:
+        prepare: calls the preparer with the parsed arguments.
+        report_json: also write the report there (:meth:`PrepReport.write_json`).
+
+    Returns:
+        ``0`` after printing the summary; ``1`` after printing ``error: <message>`` to stderr
+        when the preparer raised a :class:`~speechx.errors.SpeechxError`.
+    """
+    try:
+        report = prepare()
+    except SpeechxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if report_json:
+        report.write_json(report_json)
+    print(report.summary())
+    return 0
+
 
 def get_preparer(name: str) -> Callable[..., PrepReport]:
     """The ``prepare_<corpus>`` function registered under ``name``.
@@ -107,4 +259,15 @@ def get_preparer(name: str) -> Callable[..., PrepReport]:
     return getattr(importlib.import_module(module), func)
 
 
-__all__ = ["PREPARERS", "PrepReport", "get_preparer"]
+__all__ = [
+    "PREPARERS",
+    "CorpusWarning",
+    "PrepReport",
+    "SkipLog",
+    "existing_duration",
+    "get_preparer",
+    "parse_list",
+    "ratios_arg",
+    "run_preparer",
+    "safe_id",
+]

@@ -34,9 +34,10 @@ Output: ``<out>/ascend_zh-en_<split>`` with ``split`` one of ``train``, ``dev`` 
 (the :class:`~data_prep.PrepReport`) and ``<out>/local/ascend_skipped.tsv`` (every utterance left
 out, with its reason).
 
-Decisions (shared with :mod:`data_prep.seame`):
+Decisions (shared with :mod:`data_prep.seame`; the code is in :mod:`data_prep.codeswitch`):
 
-* **text** is the transcript after :class:`CleanConfig` (see :func:`clean_transcript`): NFKC
+* **text** is the transcript after :class:`~data_prep.codeswitch.CleanConfig` (see
+  :func:`~data_prep.codeswitch.clean_transcript`): NFKC
   (full-width Latin and digits to ASCII), non-speech markers removed (``[UNK]``, ``<unk>``,
   ``<noise>``, ``(ppl)`` ...), brackets around real words dropped, punctuation replaced by
   spaces (apostrophes inside words kept), Latin lower-cased, spaces collapsed.  Chinese
@@ -44,7 +45,7 @@ Decisions (shared with :mod:`data_prep.seame`):
 * **text.langtags** has one tag per MER token (:func:`speechx.metrics.asr.mixed_tokens`): a CJK
   character is ``zh``, a token with a letter of another script is ``en``, and a token with no
   letter (digits, ``%``) takes the language of the nearest tagged token before it, else after
-  it, else the utterance's own label (see :func:`token_langtags`).
+  it, else the utterance's own label (see :func:`~data_prep.codeswitch.token_langtags`).
 * **utt2lang** is the corpus pair ``zh-en`` for every utterance (the shared code-switching
   contract: ``utt2lang`` of a code-switched dir is ``<matrix>-<embedded>``, and
   :func:`speechx.evaluation.codeswitch.read_codeswitch_dir` rejects anything else).  The
@@ -76,25 +77,27 @@ import os
 import re
 import sys
 import time
-import unicodedata
-import warnings
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from data_prep import PrepReport
-from speechx.audio import audio_info, load_audio, save_audio
-from speechx.data.kaldi import KaldiDir, atomic_write_text, write_mapping
-from speechx.errors import AudioError, DataDirError, SpeechxError
-from speechx.metrics.asr import is_cjk, mixed_tokens
+from data_prep import PrepReport, SkipLog, existing_duration, run_preparer, safe_id
+from data_prep.codeswitch import (
+    EN,
+    MIXED,
+    UTT2LANG_MODES,
+    ZH,
+    CleanConfig,
+    CodeSwitchSplits,
+    clean_transcript,
+)
+from speechx.audio import load_audio, save_audio
+from speechx.errors import AudioError, SpeechxError
 
-ZH, EN = "zh", "en"
-MIXED = "zh-en"
 SAMPLE_RATE = 16000
 
 #: upstream split name -> speechx split name (``<out>/ascend_zh-en_<speechx name>``)
@@ -102,292 +105,15 @@ SPLIT_NAMES: dict[str, str] = {"train": "train", "validation": "dev", "test": "t
 #: the corpus's ``language`` label -> ``utt2lang`` value
 LANGUAGE_LABELS: dict[str, str] = {"zh": ZH, "en": EN, "mixed": MIXED}
 
-CORPUS_LANG_FILE = "utt2lang.corpus"
-UTT2LANG_MODES: tuple[str, ...] = ("pair", "label")
-
 REPORT_JSON = "local/ascend_prep.json"
 SKIPPED_TSV = "local/ascend_skipped.tsv"
-LANGTAGS_FILE = "text.langtags"
 
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _SPLIT_FILE = re.compile(r"^(train|validation|test)(?:[-_.].*)?\.parquet$")
 _CSV_FILE = re.compile(r"^(train|validation|test)_metadata\.csv$")
 
 
 class AscendError(SpeechxError, ValueError):
     """An ASCEND copy that cannot be read: no data files, ambiguous layout, missing columns."""
-
-
-class CorpusWarning(UserWarning):
-    """An utterance of a real corpus left out during preparation (the message names it)."""
-
-
-# --------------------------------------------------------------------------- text cleaning
-#: Bracketed non-speech markers of ASCEND and SEAME, removed whole: ``[UNK]``, ``[noise]``,
-#: ``<unk>``, ``< unk >``, ``<v-noise>``, ``(ppl)``/``(ppc)``/``(ppb)``/``(ppo)`` ...
-DEFAULT_MARKERS: tuple[str, ...] = (
-    r"\[[^\[\]]*\]",
-    r"<[^<>]*>",
-    r"\(\s*pp[a-z]*\s*\)",
-)
-#: Bare marker words removed after the bracketed ones (SEAME writes paralinguistics unbracketed
-#: too): ``ppl`` laughter, ``ppc`` cough, ``ppb`` breath, ``ppo`` other.
-DEFAULT_MARKER_WORDS: tuple[str, ...] = ("ppl", "ppc", "ppb", "ppo")
-#: Hesitations dropped when ``CleanConfig.drop_fillers`` is set.
-DEFAULT_FILLERS: tuple[str, ...] = ("嗯", "呃", "啊", "哦", "um", "uh", "uhm", "erm", "hmm", "mm")
-
-_APOSTROPHES = "'\u2019\u2018\u02bc"
-
-
-@dataclass(frozen=True)
-class CleanConfig:
-    """How a raw corpus transcript becomes the ``text`` of a data dir.
-
-    Attributes:
-        nfkc: apply Unicode NFKC first (full-width ``ｏｋ`` / ``１２`` become ``ok`` / ``12``).
-        markers: regular expressions (case-insensitive) of markup removed whole.
-        marker_words: whitespace-separated words removed whole (case-insensitive).
-        strip_punctuation: replace Unicode punctuation by a space; apostrophes between letters
-            are kept (as ``'``).  Brackets that survive the markers (``(um)``) only lose the
-            bracket characters.
-        lowercase: lower-case the text (only cased scripts change).
-        drop_fillers: also remove the hesitation words in ``fillers``.
-        fillers: the hesitation words (whole words, or single CJK characters).
-    """
-
-    nfkc: bool = True
-    markers: tuple[str, ...] = DEFAULT_MARKERS
-    marker_words: tuple[str, ...] = DEFAULT_MARKER_WORDS
-    strip_punctuation: bool = True
-    lowercase: bool = True
-    drop_fillers: bool = False
-    fillers: tuple[str, ...] = DEFAULT_FILLERS
-
-    def settings(self) -> dict[str, Any]:
-        """A JSON-ready description, recorded in the preparation report."""
-        return {
-            "nfkc": self.nfkc,
-            "markers": list(self.markers),
-            "marker_words": list(self.marker_words),
-            "strip_punctuation": self.strip_punctuation,
-            "lowercase": self.lowercase,
-            "drop_fillers": self.drop_fillers,
-            "fillers": list(self.fillers) if self.drop_fillers else [],
-        }
-
-
-def _strip_punct(text: str) -> str:
-    out: list[str] = []
-    n = len(text)
-    for i, ch in enumerate(text):
-        if ch in _APOSTROPHES:
-            prev_ok = i > 0 and text[i - 1].isalpha()
-            next_ok = i + 1 < n and text[i + 1].isalpha()
-            out.append("'" if prev_ok and next_ok else " ")
-        elif unicodedata.category(ch).startswith("P"):
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def clean_transcript(text: str, config: CleanConfig | None = None) -> str:
-    """Normalise a raw transcript as described by ``config`` (default :class:`CleanConfig`).
-
-    Returns:
-        The cleaned text with single spaces and no leading/trailing blanks; ``""`` when
-        nothing but markers and punctuation was there.
-
-    Example:
-        >>> clean_transcript("我 觉得 [UNK] ＯＫ, (ppl) that's <noise> fine!")
-        "我 觉得 ok that's fine"
-    """
-    cfg = config or CleanConfig()
-    s = unicodedata.normalize("NFKC", text) if cfg.nfkc else text
-    for pattern in cfg.markers:
-        s = re.sub(pattern, " ", s, flags=re.IGNORECASE)
-    if cfg.marker_words:
-        drop = {w.lower() for w in cfg.marker_words}
-        s = " ".join(w for w in s.split() if w.lower() not in drop)
-    if cfg.strip_punctuation:
-        s = _strip_punct(s)
-    if cfg.lowercase:
-        s = s.lower()
-    words = s.split()
-    if cfg.drop_fillers:
-        # whole words only: a filler glued to other characters ("嗯对") is left alone
-        fillers = {f.lower() for f in cfg.fillers}
-        words = [w for w in words if w.lower() not in fillers]
-    return " ".join(words)
-
-
-# --------------------------------------------------------------------------- language tags
-def _token_script(token: str) -> str | None:
-    """``zh`` for a CJK character, ``en`` for a token with a letter, ``None`` otherwise."""
-    if len(token) == 1 and is_cjk(token):
-        return ZH
-    if any(ch.isalpha() for ch in token):
-        return EN
-    return None
-
-
-def token_langtags(text: str, fallback: str = EN) -> list[str]:
-    """One language tag per MER token of ``text`` (``speechx.metrics.asr.mixed_tokens``).
-
-    A CJK character is ``zh``; a token holding any other letter is ``en``.  A token without a
-    letter (``"3"``, ``"%"``) takes the tag of the nearest tagged token before it, or, at the
-    start of the text, the nearest one after it; with no tagged token at all it gets
-    ``fallback``.
-
-    Example:
-        >>> token_langtags("我 有 3 个 apple")
-        ['zh', 'zh', 'zh', 'zh', 'en']
-    """
-    scripts = [_token_script(t) for t in mixed_tokens(text)]
-    tags: list[str] = []
-    last: str | None = None
-    for s in scripts:
-        last = s or last
-        tags.append(last or "")
-    nxt: str | None = None
-    for i in range(len(tags) - 1, -1, -1):
-        if scripts[i] is not None:
-            nxt = scripts[i]
-        if not tags[i]:
-            tags[i] = nxt or fallback
-    return tags
-
-
-def count_context_tags(text: str) -> int:
-    """How many MER tokens of ``text`` have no letter and are tagged by their context."""
-    return sum(_token_script(t) is None for t in mixed_tokens(text))
-
-
-def language_of_tags(tags: Sequence[str]) -> str:
-    """``zh``, ``en`` or ``zh-en`` (both present) for a tag sequence; ``""`` for no tags."""
-    present = set(tags)
-    if ZH in present and EN in present:
-        return MIXED
-    if present:
-        return next(iter(present))
-    return ""
-
-
-def write_langtags(
-    path: str | os.PathLike, kdir: KaldiDir, langtags: Mapping[str, Sequence[str]]
-) -> Path:
-    """Write ``text.langtags`` (``utt-id tag tag ...``) next to an already written data dir.
-
-    Call it *after* :meth:`KaldiDir.write`, which removes ``text.<x>`` files it does not know.
-
-    Returns:
-        The path of the file written.
-
-    Raises:
-        DataDirError: an utterance has no tags, or its tag count differs from the number of
-            MER tokens of its ``text`` (the file and the utterance are named).
-    """
-    p = Path(path) / LANGTAGS_FILE
-    rows: list[tuple[str, str]] = []
-    for utt in kdir.utt_ids:
-        tags = langtags.get(utt)
-        n_tok = len(mixed_tokens(kdir.text.get(utt, "")))
-        if tags is None or len(tags) != n_tok:
-            got = "no tags" if tags is None else f"{len(tags)} tags"
-            raise DataDirError(f"{p}: utterance {utt!r} has {got} for {n_tok} MER tokens")
-        rows.append((utt, " ".join(tags)))
-    write_mapping(p, rows)
-    return p
-
-
-# --------------------------------------------------------------------------- skip bookkeeping
-@dataclass
-class SkipLog:
-    """Counts skipped utterances in a :class:`PrepReport`, warns, and keeps them for a TSV.
-
-    At most ``max_warnings`` warnings are issued per reason (``None``: no limit); the TSV
-    written by :meth:`write` always names every skipped utterance.
-    """
-
-    report: PrepReport
-    max_warnings: int | None = 20
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-    _warned: Counter = field(default_factory=Counter)
-
-    def skip(self, utt: str, reason: str, detail: str) -> None:
-        """Count ``utt`` as left out for ``reason``; warn with ``detail`` (what is wrong)."""
-        self.report.skip(reason)
-        self.rows.append((utt, reason, detail))
-        n = self._warned[reason]
-        if self.max_warnings is None or n < self.max_warnings:
-            warnings.warn(
-                f"{self.report.corpus}: skipping {utt}: {detail}", CorpusWarning, stacklevel=3
-            )
-        elif n == self.max_warnings:
-            warnings.warn(
-                f"{self.report.corpus}: further '{reason}' skips are not shown; every skipped "
-                "utterance is listed in the skipped TSV",
-                CorpusWarning,
-                stacklevel=3,
-            )
-        self._warned[reason] += 1
-
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write ``utt<TAB>reason<TAB>detail`` lines (with a header); returns the path."""
-        p = Path(path)
-        lines = ["utt\treason\tdetail\n"]
-        for utt, reason, detail in self.rows:
-            lines.append(f"{utt}\t{reason}\t{' '.join(detail.split())}\n")
-        atomic_write_text(p, "".join(lines))
-        return p
-
-
-@dataclass
-class CodeSwitchSet:
-    """One output Kaldi dir under construction, with its language tags.
-
-    Attributes:
-        utt2lang_mode: ``"pair"`` (``utt2lang`` is ``zh-en`` for every utterance) or
-            ``"label"`` (``utt2lang`` is the corpus label, ``zh``/``en`` when monolingual).
-        corpus_lang: utterance -> corpus label, written as ``utt2lang.corpus``.
-    """
-
-    kdir: KaldiDir = field(default_factory=KaldiDir)
-    langtags: dict[str, list[str]] = field(default_factory=dict)
-    utt2lang_mode: str = "pair"
-    corpus_lang: dict[str, str] = field(default_factory=dict)
-
-    def add(
-        self, utt: str, *, text: str, speaker: str, lang: str, duration: float, tags: list[str]
-    ) -> None:
-        """Record one utterance; ``lang`` is its corpus label (``zh``, ``en``, ``zh-en``).
-
-        ``wav.scp`` and ``segments`` are filled by the caller.
-        """
-        kd = self.kdir
-        kd.text[utt] = text
-        kd.utt2spk[utt] = speaker
-        kd.utt2lang[utt] = MIXED if self.utt2lang_mode == "pair" else lang
-        self.corpus_lang[utt] = lang
-        kd.utt2dur[utt] = round(duration, 3)
-        kd.utt2sent[utt] = utt
-        self.langtags[utt] = tags
-
-    def write(self, path: str | os.PathLike) -> Path:
-        """Write the Kaldi files and ``text.langtags``; returns the directory."""
-        d = self.kdir.write(path)
-        write_langtags(d, self.kdir, self.langtags)
-        write_mapping(d / CORPUS_LANG_FILE, sorted(self.corpus_lang.items()))
-        return d
-
-
-def utterance_language(label: str | None, tags: Sequence[str], labels: Mapping[str, str]) -> str:
-    """The corpus label mapped by ``labels`` (``zh``/``en``/``zh-en``), else the tags' language."""
-    if label is not None:
-        mapped = labels.get(label.strip().lower()) or labels.get(label.strip())
-        if mapped:
-            return mapped
-    return language_of_tags(tags) or EN
 
 
 # --------------------------------------------------------------------------- ASCEND layouts
@@ -547,16 +273,8 @@ def _iter_csv(source: AscendSource) -> Iterator[AscendRow]:
                 f"{path}: lacks column(s) {sorted(need - set(reader.fieldnames or []))}"
             )
         for i, rec in enumerate(reader):
-            yield AscendRow(
-                id=f"{i:05d}",
-                transcription=rec.get("transcription") or "",
-                language=rec.get("language"),
-                speaker=rec.get("original_speaker_id"),
-                session=rec.get("session_id"),
-                topic=rec.get("topic"),
-                audio_bytes=None,
-                audio_path=rec["file_name"],
-            )
+            # the CSV has no id column: rows are numbered like the HF layouts without one
+            yield _row({**rec, "id": None, "audio": rec["file_name"]}, i)
 
 
 def _resolve_audio(path: str | None, source: AscendSource) -> Path | None:
@@ -577,7 +295,7 @@ def speaker_id(speaker: int | str | None) -> str:
     if speaker is None or str(speaker).strip() == "":
         return "ascend_spkx"
     s = str(speaker).strip()
-    return f"ascend_spk{int(s):02d}" if s.isdigit() else f"ascend_spk{_ID_UNSAFE.sub('_', s)}"
+    return f"ascend_spk{int(s):02d}" if s.isdigit() else f"ascend_spk{safe_id(s)}"
 
 
 def _decode(row: AscendRow, source: AscendSource) -> tuple[np.ndarray | None, str, str]:
@@ -599,19 +317,6 @@ def _decode(row: AscendRow, source: AscendSource) -> tuple[np.ndarray | None, st
     except AudioError as exc:
         return None, "unreadable_audio", str(exc)
     return wav, "", ""
-
-
-def _reusable(path: Path) -> float | None:
-    """Duration of an already written 16 kHz WAV, or ``None`` if it must be (re)written."""
-    if not path.is_file():
-        return None
-    try:
-        info = audio_info(path)
-    except AudioError:
-        return None
-    if info.sample_rate != SAMPLE_RATE or info.num_samples == 0 or info.channels != 1:
-        return None
-    return info.duration
 
 
 def prepare_ascend(
@@ -669,18 +374,16 @@ def prepare_ascend(
 
     report = PrepReport(corpus="ascend", out_dir=str(out))
     log = SkipLog(report, max_warnings=max_warnings)
-    lang_counts: Counter = Counter()
-    written = reused = context_tokens = disagreements = 0
-    seconds = 0.0
+    dirs = CodeSwitchSplits(f"ascend_{MIXED}", LANGUAGE_LABELS, utt2lang_mode=utt2lang)
+    written = reused = 0
     seen: set[str] = set()
-    report.splits = {}
     for split, source in sources.items():
         name = SPLIT_NAMES[split]
-        cs = CodeSwitchSet(utt2lang_mode=utt2lang)
+        dirs.for_split(name)
         for row in iter_ascend_rows(source):
             report.n_sentences += 1
             spk = speaker_id(row.speaker)
-            utt = f"{spk}-{_ID_UNSAFE.sub('_', row.id)}"
+            utt = f"{spk}-{safe_id(row.id)}"
             if utt in seen:
                 log.skip(utt, "duplicate_id", f"id {row.id!r} occurs twice ({split})")
                 continue
@@ -691,7 +394,7 @@ def prepare_ascend(
                 log.skip(utt, "empty_transcript", f"nothing left of transcript {raw!r}")
                 continue
             wav_path = wav_root / name / f"{utt}.wav"
-            dur = None if overwrite_audio else _reusable(wav_path)
+            dur = None if overwrite_audio else existing_duration(wav_path, SAMPLE_RATE)
             if dur is None:
                 wav, reason, detail = _decode(row, source)
                 if wav is None:
@@ -702,42 +405,22 @@ def prepare_ascend(
                 written += 1
             else:
                 reused += 1
-            label = LANGUAGE_LABELS.get((row.language or "").strip().lower())
-            fallback = label if label in (ZH, EN) else EN
-            tags = token_langtags(text, fallback=fallback)
-            lang = utterance_language(row.language, tags, LANGUAGE_LABELS)
-            if label and label != language_of_tags(tags):
-                disagreements += 1
-            context_tokens += count_context_tags(text)
-            cs.kdir.wav_scp[utt] = str(wav_path.resolve())
-            cs.add(utt, text=text, speaker=spk, lang=lang, duration=dur, tags=tags)
-            lang_counts[lang] += 1
-            seconds += dur
-        dir_name = f"ascend_{MIXED}_{name}"
-        if len(cs.kdir):
-            cs.write(out / dir_name)
-            report.dirs[dir_name] = len(cs.kdir)
-        report.splits[name] = len(cs.kdir)
-        report.used += len(cs.kdir)
+            dirs.add(
+                name,
+                utt,
+                text=text,
+                speaker=spk,
+                label=row.language,
+                duration=dur,
+                wav=str(wav_path.resolve()),
+            )
 
-    report.hours = seconds / 3600.0
+    dirs.write(out, report)
     report.extra.update(
-        {
-            "clean": cfg.settings(),
-            "wav_written": written,
-            "wav_reused": reused,
-            "utt2lang_mode": utt2lang,
-            "corpus_lang": dict(sorted(lang_counts.items())),
-            "tokens_tagged_by_context": context_tokens,
-            "label_tag_disagreements": disagreements,
-        }
+        {"clean": cfg.settings(), "wav_written": written, "wav_reused": reused, **dirs.extra()}
     )
     log.write(out / SKIPPED_TSV)
-    report.write_json(out / REPORT_JSON)
-    report.elapsed = time.perf_counter() - t0
-    if verbose:
-        print(report.summary())
-    return report
+    return report.finish(t0, json_path=out / REPORT_JSON, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -769,8 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     cfg = CleanConfig(lowercase=not args.keep_case, drop_fillers=args.drop_fillers)
-    try:
-        report = prepare_ascend(
+    return run_preparer(
+        lambda: prepare_ascend(
             args.corpus_dir,
             args.out_dir,
             splits=args.splits,
@@ -779,11 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite_audio=args.overwrite_audio,
             utt2lang=args.utt2lang,
         )
-    except SpeechxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ to the FLAC recordings, read by soundfile; no pipes), ``segments``, ``text``, ``
 ``utt2spk``, ``spk2utt``, ``utt2lang``, ``utt2lang.corpus``, ``utt2dur`` and ``utt2sent``.  Utterance ids are
 ``<spk>-<rec>-<start ms>-<end ms>`` (seven digits each).
 
-Text cleaning (:class:`data_prep.ascend.CleanConfig`, with the defaults) follows what ESPnet's
+Text cleaning (:class:`data_prep.codeswitch.CleanConfig`, with the defaults) follows what ESPnet's
 ``egs2/seame/asr1/local/preprocess.py`` does for its ``text`` (the ``text.rm.noise`` variant
 without ``<noise>``/``<unk>``): the paralinguistic markers ``(ppl)`` ``(ppc)`` ``(ppb)``
 ``(ppo)`` (bracketed or bare), ``<unk>``, ``<unl>``, ``< unk >``, ``<v-noise>``, ``<noise>``
@@ -35,7 +35,7 @@ and ``[...]`` are removed; brackets around words are dropped, punctuation become
 full-width Latin becomes ASCII (NFKC) and everything is lower-cased.  Unlike ESPnet, spaces are
 not inserted between Chinese characters (MER tokens are single CJK characters anyway) and
 short segments are kept (filter with ``min_duration``).  Language tags and ``utt2lang`` follow
-:mod:`data_prep.ascend`: ``utt2lang`` is ``zh-en`` (or, with ``utt2lang="label"``, the corpus
+:mod:`data_prep.ascend` (both use :mod:`data_prep.codeswitch`): ``utt2lang`` is ``zh-en`` (or, with ``utt2lang="label"``, the corpus
 label), and ``utt2lang.corpus`` maps ``ZH``/``EN``/``CS`` to ``zh``/``en``/``zh-en``; phase-I
 segments get the language of their tags.
 
@@ -61,25 +61,19 @@ import os
 import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep import PrepReport
-from data_prep.ascend import (
+from data_prep import PrepReport, SkipLog, ratios_arg, run_preparer, safe_id
+from data_prep.codeswitch import (
     EN,
     MIXED,
     UTT2LANG_MODES,
     ZH,
     CleanConfig,
-    CodeSwitchSet,
-    SkipLog,
+    CodeSwitchSplits,
     clean_transcript,
-    count_context_tags,
-    language_of_tags,
-    token_langtags,
-    utterance_language,
 )
 from speechx.audio import AudioInfo, audio_info
 from speechx.data.kaldi import Segment
@@ -97,7 +91,6 @@ DEV_SET_TOLERANCE = 3
 REPORT_JSON = "local/seame_prep.json"
 SKIPPED_TSV = "local/seame_skipped.tsv"
 
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 LABELS: frozenset[str] = frozenset({"ZH", "EN", "CS"})
 
 
@@ -241,12 +234,12 @@ def speaker_of(recording: str) -> str:
     m = re.match(r"^([A-Z]{2}\d{2}[MF])[A-Z]{2}$", main)
     if m:
         return m.group(1)
-    return _ID_UNSAFE.sub("_", main) or "x"
+    return safe_id(main) or "x"
 
 
 def utterance_id(seg: SeameSegment) -> str:
     """``<spk>-<rec>-<start ms:07d>-<end ms:07d>``."""
-    rec = _ID_UNSAFE.sub("_", seg.recording)
+    rec = safe_id(seg.recording)
     return f"{speaker_of(seg.recording)}-{rec}-{seg.start_ms:07d}-{seg.end_ms:07d}"
 
 
@@ -353,8 +346,8 @@ def prepare_seame(
     report = PrepReport(corpus="seame", out_dir=str(out))
     log = SkipLog(report, max_warnings=max_warnings)
     infos: dict[Path, AudioInfo | str] = {}
-    # (segment, part) of every usable line, in corpus order; the split needs all speakers first
-    kept: list[tuple[SeameSegment, str, Path, float, list[str], str]] = []
+    # every usable segment, in corpus order: the split needs all speakers first
+    kept: list[tuple[SeameSegment, str, Path, float, str]] = []
     seen: set[str] = set()
     for part in parts:
         index = {
@@ -407,42 +400,28 @@ def prepare_seame(
                         f"({info.duration:.3f} s) ({seg.source})",
                     )
                     continue
-                label = LANGUAGE_LABELS.get((seg.label or "").lower())
-                tags = token_langtags(text, fallback=label if label in (ZH, EN) else EN)
-                kept.append((seg, utt, audio, dur, tags, text))
+                kept.append((seg, utt, audio, dur, text))
 
     speakers = sorted({speaker_of(seg.recording) for seg, *_ in kept})
     by_speaker = split_sentences(speakers, ratios, split_names, seed) if dev is None else {}
     names = list(split_names) if dev is None else ["train", *DEV_SET_SPLITS.values()]
-    sets: dict[str, CodeSwitchSet] = {n: CodeSwitchSet(utt2lang_mode=utt2lang) for n in names}
-    lang_counts: Counter = Counter()
-    context_tokens = disagreements = 0
-    seconds = 0.0
-    for seg, utt, audio, dur, tags, text in kept:
+    dirs = CodeSwitchSplits(f"seame_{MIXED}", LANGUAGE_LABELS, utt2lang_mode=utt2lang)
+    for name in names:
+        dirs.for_split(name)
+    for seg, utt, audio, dur, text in kept:
         spk = speaker_of(seg.recording)
-        split = by_speaker[spk] if dev is None else _dev_split(seg, dev)
-        cs = sets[split]
-        rec = _ID_UNSAFE.sub("_", seg.recording)
-        cs.kdir.wav_scp[rec] = str(audio.resolve())
-        cs.kdir.segments[utt] = Segment(rec, seg.start_ms / 1000.0, seg.end_ms / 1000.0)
-        lang = utterance_language(seg.label, tags, LANGUAGE_LABELS)
-        label = LANGUAGE_LABELS.get((seg.label or "").lower())
-        if label and label != language_of_tags(tags):
-            disagreements += 1
-        context_tokens += count_context_tags(text)
-        cs.add(utt, text=text, speaker=spk, lang=lang, duration=dur, tags=tags)
-        lang_counts[lang] += 1
-        seconds += dur
+        dirs.add(
+            by_speaker[spk] if dev is None else _dev_split(seg, dev),
+            utt,
+            text=text,
+            speaker=spk,
+            label=seg.label,
+            duration=dur,
+            wav=str(audio.resolve()),
+            segment=Segment(safe_id(seg.recording), seg.start_ms / 1000.0, seg.end_ms / 1000.0),
+        )
 
-    report.splits = {}
-    for name, cs in sets.items():
-        dir_name = f"seame_{MIXED}_{name}"
-        if len(cs.kdir):
-            cs.write(out / dir_name)
-            report.dirs[dir_name] = len(cs.kdir)
-        report.splits[name] = len(cs.kdir)
-        report.used += len(cs.kdir)
-    report.hours = seconds / 3600.0
+    dirs.write(out, report)
     report.extra.update(
         {
             "clean": cfg.settings(),
@@ -452,18 +431,11 @@ def prepare_seame(
             "recordings": len({audio for _, _, audio, *_ in kept}),
             "speakers": len(speakers),
             "split": "dev-set" if dev is not None else "speaker",
-            "utt2lang_mode": utt2lang,
-            "corpus_lang": dict(sorted(lang_counts.items())),
-            "tokens_tagged_by_context": context_tokens,
-            "label_tag_disagreements": disagreements,
+            **dirs.extra(),
         }
     )
     log.write(out / SKIPPED_TSV)
-    report.write_json(out / REPORT_JSON)
-    report.elapsed = time.perf_counter() - t0
-    if verbose:
-        print(report.summary())
-    return report
+    return report.finish(t0, json_path=out / REPORT_JSON, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -483,7 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="clone of SEAME-dev-set: splits train/devman/devsge instead of a speaker split",
     )
     ap.add_argument(
-        "--ratios", default="0.8,0.1,0.1", help="speaker split train,dev,test (default 0.8,0.1,0.1)"
+        "--ratios",
+        type=ratios_arg,
+        default="0.8,0.1,0.1",
+        help="speaker split train,dev,test (default 0.8,0.1,0.1)",
     )
     ap.add_argument("--seed", type=int, default=0, help="speaker split seed (default: 0)")
     ap.add_argument("--min-duration", type=float, default=0.0, help="seconds (default: 0)")
@@ -495,27 +470,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="utt2lang: the pair zh-en for all (default) or the corpus label",
     )
     args = ap.parse_args(argv)
-    try:
-        ratios = [float(x) for x in args.ratios.split(",")]
-    except ValueError:
-        ap.error(f"--ratios must be comma-separated numbers, got {args.ratios!r}")
-    try:
-        report = prepare_seame(
+    return run_preparer(
+        lambda: prepare_seame(
             args.corpus_dir,
             args.out_dir,
             phase=args.phase,
             dev_set_dir=args.dev_set_dir,
-            ratios=ratios,
+            ratios=args.ratios,
             seed=args.seed,
             min_duration=args.min_duration,
             clean=CleanConfig(lowercase=not args.keep_case),
             utt2lang=args.utt2lang,
         )
-    except SpeechxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0
+    )
 
 
 if __name__ == "__main__":

@@ -12,16 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from data_prep import get_preparer
-from data_prep.ascend import (
-    AscendError,
+from data_prep import CorpusWarning, get_preparer
+from data_prep.ascend import AscendError, find_ascend, main, prepare_ascend
+from data_prep.codeswitch import (
     CleanConfig,
-    CorpusWarning,
     clean_transcript,
-    find_ascend,
     language_of_tags,
-    main,
-    prepare_ascend,
     token_langtags,
     write_langtags,
 )
@@ -154,7 +150,10 @@ def test_token_langtags_one_tag_per_mer_token() -> None:
 def test_write_langtags_rejects_count_mismatch(tmp_path: Path) -> None:
     kd = KaldiDir(wav_scp={"u1": "a.wav"}, text={"u1": "我 ok"}, utt2spk={"u1": "s"})
     kd.write(tmp_path)
-    with pytest.raises(DataDirError, match=r"text\.langtags.*'u1' has 1 tags for 2 MER tokens"):
+    with pytest.raises(
+        DataDirError,
+        match=r"text\.langtags: utterance 'u1' has 1 language tags but its text has 2 MER",
+    ):
         write_langtags(tmp_path, kd, {"u1": ["zh"]})
     write_langtags(tmp_path, kd, {"u1": ["zh", "en"]})
     assert (tmp_path / "text.langtags").read_text() == "u1 zh en\n"

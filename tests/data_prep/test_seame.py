@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep import get_preparer
-from data_prep.ascend import CorpusWarning
+from data_prep import CorpusWarning, get_preparer
 from data_prep.seame import (
     SeameError,
     find_seame,
