@@ -41,7 +41,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from data_prep import PrepReport
+from data_prep import PrepReport, parse_list, ratios_arg, run_preparer, safe_id
 from speechx.audio import audio_info
 from speechx.data.kaldi import KaldiDir, atomic_write_text
 from speechx.data.splits import DEFAULT_SPLIT_NAMES, split_sentences
@@ -76,7 +76,6 @@ REPORT_JSON = "local/fillets_prep.json"
 _LEVEL_FILE = re.compile(r"^(?:(demo|brief)_)?dialogs_([A-Za-z]{2,3}(?:_[A-Za-z]{2})?)\.lua$")
 _SHARE_FILE = re.compile(r"^([a-z]+)_dialogs_([A-Za-z]{2,3}(?:_[A-Za-z]{2})?)\.lua$")
 _LANG_DIR = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?$")
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class FilletsError(SpeechxError, ValueError):
@@ -476,27 +475,12 @@ def _check_clip(path: Path, verify: bool) -> tuple[float | None, str | None]:
     return info.duration, None
 
 
-def _safe(s: str) -> str:
-    return _ID_UNSAFE.sub("_", s)
-
-
 def speaker_of(lang: str, dialog_id: str) -> str:
     """``<lang>-<character>`` from a fillets id like ``zd1-m-tlac`` (``m``: small fish,
     ``v``: big fish, other letters other characters); ids without a middle part give ``x``."""
     parts = dialog_id.split("-")
     char = re.sub(r"[^a-z0-9]", "", parts[1].lower()) if len(parts) >= 3 else ""
     return f"{lang}-{char or 'x'}"
-
-
-def _parse_langs(values: Sequence[str] | str | None) -> list[str] | None:
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    out: list[str] = []
-    for v in values:
-        out.extend(x for x in re.split(r"[,\s]+", v) if x)
-    return list(dict.fromkeys(out))
 
 
 def prepare_fillets(
@@ -541,8 +525,8 @@ def prepare_fillets(
     t0 = time.perf_counter()
     corpus = find_corpus_dir(corpus_dir)
     out = Path(out_dir)
-    text_langs = _parse_langs(text_langs) or list(DEFAULT_TEXT_LANGS)
-    speech_langs = _parse_langs(speech_langs)
+    text_langs = parse_list(text_langs) or list(DEFAULT_TEXT_LANGS)
+    speech_langs = parse_list(speech_langs)
     reserved = (set(text_langs) | set(speech_langs or [])) & RESERVED_LANGS
     if reserved:
         raise FilletsError(
@@ -596,7 +580,7 @@ def prepare_fillets(
                 sid = sentence_id(english)
                 split = assignment[sid]
                 spk = speaker_of(lang, entry.dialog_id)
-                utt = _safe(f"{spk}-{group.replace('/', '-')}-{entry.dialog_id}")
+                utt = safe_id(f"{spk}-{group.replace('/', '-')}-{entry.dialog_id}")
                 kd = kdirs.setdefault((lang, split), KaldiDir())
                 kd.wav_scp[utt] = str(path.resolve())
                 kd.text[utt] = transcript
@@ -625,11 +609,7 @@ def prepare_fillets(
         report.coverage[tl] = have / report.used if report.used else 0.0
     report.hours = total_seconds / 3600.0
     write_sentences_tsv(out / SENTENCES_TSV, table, assignment, text_langs)
-    report.write_json(out / REPORT_JSON)
-    report.elapsed = time.perf_counter() - t0
-    if verbose:
-        print(report.summary())
-    return report
+    return report.finish(t0, json_path=out / REPORT_JSON, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -658,7 +638,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"translation languages (default: {' '.join(DEFAULT_TEXT_LANGS)})",
     )
     ap.add_argument(
-        "--ratios", default="0.8,0.1,0.1", help="train,dev,test fractions (default: 0.8,0.1,0.1)"
+        "--ratios",
+        type=ratios_arg,
+        default="0.8,0.1,0.1",
+        help="train,dev,test fractions (default: 0.8,0.1,0.1)",
     )
     ap.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
     ap.add_argument("--min-duration", type=float, default=0.2, help="seconds (default: 0.2)")
@@ -669,27 +652,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only read headers instead of decoding every clip",
     )
     args = ap.parse_args(argv)
-    try:
-        ratios = [float(x) for x in args.ratios.split(",")]
-    except ValueError:
-        ap.error(f"--ratios must be comma-separated numbers, got {args.ratios!r}")
-    try:
-        report = prepare_fillets(
+    return run_preparer(
+        lambda: prepare_fillets(
             args.corpus_dir,
             args.out_dir,
             speech_langs=args.speech_langs,
             text_langs=args.text_langs,
-            ratios=ratios,
+            ratios=args.ratios,
             seed=args.seed,
             min_duration=args.min_duration,
             max_duration=args.max_duration,
             verify_audio=not args.no_verify_audio,
         )
-    except SpeechxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0
+    )
 
 
 if __name__ == "__main__":

@@ -27,21 +27,22 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from data_prep import PrepReport
-from speechx.audio import audio_info, save_audio
+from data_prep import PrepReport, existing_duration, parse_list, run_preparer
+from speechx.audio import save_audio
 from speechx.data.kaldi import KaldiDir
 from speechx.data.splits import DEFAULT_SPLIT_NAMES
-from speechx.errors import AudioError, SpeechxError
+from speechx.errors import SpeechxError
 
 DEFAULT_LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pl", "ru")
 DEFAULT_SENTENCES = "local/fillets_sentences.tsv"
@@ -293,19 +294,9 @@ class _Job:
         return f"{self.voice.speaker}-{self.sent_id}"
 
 
-def _existing_duration(path: Path) -> float | None:
-    if not path.is_file():
-        return None
-    try:
-        info = audio_info(path)
-    except AudioError:
-        return None
-    return info.duration if info.num_samples > 0 else None
-
-
 def _run_job(job: _Job, sample_rate: int, executable: str) -> tuple[str, float | None]:
     """Returns ``(status, duration)``: status is reused, synthesised, or a skip reason."""
-    dur = _existing_duration(job.path)
+    dur = existing_duration(job.path)
     if dur is not None:
         return "reused", dur
     try:
@@ -318,13 +309,67 @@ def _run_job(job: _Job, sample_rate: int, executable: str) -> tuple[str, float |
     return "synthesised", wav.size / sample_rate
 
 
-def _parse_list(values: Sequence[str] | str | None) -> list[str] | None:
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    out = [x for v in values for x in re.split(r"[,\s]+", v) if x]
-    return list(dict.fromkeys(out))
+Job = TypeVar("Job")
+
+
+@dataclass
+class JobResults(Generic[Job]):
+    """What :func:`run_jobs` did.
+
+    Attributes:
+        done: ``(job, duration)`` of every job with audio, in job order.
+        failed: ``(job, reason)`` of every job without, in job order.
+        statuses: ``synthesised`` / ``reused`` -> number of jobs.
+    """
+
+    done: list[tuple[Job, float]] = field(default_factory=list)
+    failed: list[tuple[Job, str]] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+
+
+def run_jobs(
+    run: Callable[[Job], tuple[str, float | None]],
+    jobs: Sequence[Job],
+    report: PrepReport,
+    *,
+    nj: int,
+    progress: bool | None,
+    desc: str,
+    unit: str,
+) -> JobResults[Job]:
+    """Run synthesis jobs on ``nj`` threads behind a progress bar.
+
+    Args:
+        run: one job -> ``(status, duration)``; a ``None`` duration means the job failed and
+            ``status`` is the reason.
+        report: every failure is counted into it (:meth:`PrepReport.skip`).
+        progress: show the bar (default: when stderr is a terminal; redrawn every 30 s when
+            it is not).
+
+    Returns:
+        The :class:`JobResults`.
+    """
+    show = sys.stderr.isatty() if progress is None else progress
+    out: JobResults[Job] = JobResults()
+    with (
+        ThreadPoolExecutor(max_workers=nj) as pool,
+        tqdm(
+            total=len(jobs),
+            disable=not show,
+            desc=desc,
+            unit=unit,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        ) as bar,
+    ):
+        for job, (status, dur) in zip(jobs, pool.map(run, jobs), strict=True):
+            bar.update(1)
+            if dur is None:
+                report.skip(status)
+                out.failed.append((job, status))
+            else:
+                out.statuses[status] += 1
+                out.done.append((job, dur))
+    return out
 
 
 def prepare_synth(
@@ -374,8 +419,8 @@ def prepare_synth(
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
-    langs = _parse_list(langs) or list(DEFAULT_LANGS)
-    splits = _parse_list(splits) or list(DEFAULT_SPLIT_NAMES)
+    langs = parse_list(langs) or list(DEFAULT_LANGS)
+    splits = parse_list(splits) or list(DEFAULT_SPLIT_NAMES)
     if nj < 1:
         raise SynthError(f"nj must be at least 1, got {nj}")
     exe = check_espeak(langs, executable, espeak_voices)
@@ -403,28 +448,16 @@ def prepare_synth(
             path = (audio_root / lang / f"{voice.speaker}-{s.sent_id}.wav").resolve()
             jobs.append(_Job(s.sent_id, s.split, lang, text, voice, path))
 
-    show = sys.stderr.isatty() if progress is None else progress
-    statuses: Counter = Counter()
-    results: list[tuple[_Job, float]] = []
-    with (
-        ThreadPoolExecutor(max_workers=nj) as pool,
-        tqdm(
-            total=len(jobs),
-            disable=not show,
-            desc="synth",
-            unit="clip",
-            mininterval=0.5 if sys.stderr.isatty() else 30.0,
-        ) as bar,
-    ):
-        for job, (status, dur) in zip(
-            jobs, pool.map(lambda j: _run_job(j, sample_rate, exe), jobs), strict=True
-        ):
-            bar.update(1)
-            if dur is None:
-                report.skip(status)
-                continue
-            statuses[status] += 1
-            results.append((job, dur))
+    ran = run_jobs(
+        lambda j: _run_job(j, sample_rate, exe),
+        jobs,
+        report,
+        nj=nj,
+        progress=progress,
+        desc="synth",
+        unit="clip",
+    )
+    results, statuses = ran.done, ran.statuses
     if jobs and not results:
         raise SynthError(f"no clip could be synthesised ({dict(report.skipped)})")
 
@@ -456,10 +489,7 @@ def prepare_synth(
         "speakers": len({j.voice.speaker for j, _ in results}),
         "audio_dir": str(audio_root),
     }
-    report.elapsed = time.perf_counter() - t0
-    if verbose:
-        print(report.summary())
-    return report
+    return report.finish(t0, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -496,8 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     source: str | list[str] = args.kaldi_dirs or args.sentences
     if source is None:
         source = str(Path(args.out_dir) / DEFAULT_SENTENCES)
-    try:
-        report = prepare_synth(
+    return run_preparer(
+        lambda: prepare_synth(
             source,
             args.out_dir,
             langs=args.langs or DEFAULT_LANGS,
@@ -508,11 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             audio_dir=args.audio_dir,
             progress=not args.no_progress,
         )
-    except SpeechxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    return 0
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ exactly as spoken), ``utt2spk`` (``<pair>-<variant>-s<speed>-p<pitch>``), ``spk2
 line(s): the retrieval targets), and
 
 - ``text.langtags``: ``utt-id tag tag ...``, one ISO code per MER token of ``text``
-  (:func:`speechx.metrics.asr.mixed_tokens`); :func:`check_langtags` verifies it;
+  (:func:`speechx.metrics.asr.mixed_tokens`); :func:`data_prep.codeswitch.check_langtags`
+  verifies it;
 - ``utt2cstype``: ``inter`` or ``intra``; ``utt2csmethod``: ``inter``, ``clause`` or ``phrase``;
 - ``utt2sent``: the sentence id (for ``inter``: the *first*, matrix-language sentence);
 - ``utt2sents``: every sentence id spoken, in order (two for ``inter``).  Both ids of an
@@ -72,14 +73,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from data_prep import PrepReport
+from data_prep import PrepReport, existing_duration, parse_list, run_preparer
+from data_prep.codeswitch import check_langtags
 from data_prep.synth import (
     ESPEAK_VOICES,
     Sentence,
@@ -88,19 +88,18 @@ from data_prep.synth import (
     VoiceSpace,
     check_espeak,
     read_sentence_table,
+    run_jobs,
     synthesize,
 )
-from speechx.audio import audio_info, save_audio
-from speechx.data.kaldi import KaldiDir, atomic_write_text, read_mapping, write_mapping
+from speechx.audio import save_audio
+from speechx.data.kaldi import KaldiDir, atomic_write_text, write_mapping
 from speechx.data.splits import DEFAULT_SPLIT_NAMES
-from speechx.errors import AudioError, DataDirError, SpeechxError
 from speechx.metrics.asr import mixed_tokens
 
 DEFAULT_PAIRS: tuple[str, ...] = ("nl-en", "de-en", "es-en")
 DEFAULT_SENTENCES = "local/fillets_sentences.tsv"
 METHODS: tuple[str, ...] = ("inter", "clause", "phrase")
 ALIGNERS: tuple[str, ...] = ("auto", "eflomal", "none")
-LANGTAGS_FILE = "text.langtags"
 
 Links = frozenset[tuple[int, int]]
 
@@ -202,10 +201,6 @@ class Alignment:
     def sym(self) -> Links:
         """The grow-diag symmetrisation (used to check clause correspondence)."""
         return grow_diag(set(self.fwd), set(self.rev))
-
-
-class LangtagsError(DataDirError):
-    """A ``text.langtags`` file that does not fit the ``text`` of its data dir."""
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -690,19 +685,9 @@ class _Job:
     path: Path
 
 
-def _existing_duration(path: Path) -> float | None:
-    if not path.is_file():
-        return None
-    try:
-        info = audio_info(path)
-    except AudioError:
-        return None
-    return info.duration if info.num_samples > 0 else None
-
-
 def _run_job(job: _Job, sample_rate: int, edge: int, exe: str) -> tuple[str, float | None]:
     """Returns ``(status, duration)``: status is reused, synthesised or a skip reason."""
-    dur = _existing_duration(job.path)
+    dur = existing_duration(job.path)
     if dur is not None:
         return "reused", dur
     parts: list[np.ndarray] = [np.zeros(edge, np.float32)]
@@ -756,34 +741,6 @@ def _make_job(
 # --------------------------------------------------------------------------- data dir files
 
 
-def check_langtags(data_dir: str | os.PathLike) -> int:
-    """Check that ``text.langtags`` has exactly one tag per MER token of ``text``.
-
-    Returns:
-        The number of utterances checked.
-
-    Raises:
-        LangtagsError: a file is missing, an utterance of ``text`` has no tags (or the reverse),
-            or the counts differ (the file, utterance and both counts are named).
-    """
-    d = Path(data_dir)
-    tags_path, text_path = d / LANGTAGS_FILE, d / "text"
-    for p in (tags_path, text_path):
-        if not p.is_file():
-            raise LangtagsError(f"{p}: missing")
-    tags, text = read_mapping(tags_path), read_mapping(text_path, allow_empty=True)
-    for utt in sorted(set(tags) ^ set(text)):
-        where = text_path if utt in text else tags_path
-        raise LangtagsError(f"{tags_path}: utterance {utt!r} is only in {where.name}")
-    for utt, t in text.items():
-        n_tok, n_tag = len(mixed_tokens(t)), len(tags[utt].split())
-        if n_tok != n_tag:
-            raise LangtagsError(
-                f"{tags_path}: utterance {utt!r} has {n_tag} tags for {n_tok} MER tokens of text"
-            )
-    return len(text)
-
-
 def _write_dir(out: Path, jobs: Sequence[tuple[_Job, float]], table: dict[str, Sentence]) -> int:
     kd = KaldiDir()
     extra: dict[str, dict[str, str]] = {
@@ -816,15 +773,6 @@ def _write_dir(out: Path, jobs: Sequence[tuple[_Job, float]], table: dict[str, S
 
 
 # --------------------------------------------------------------------------- the preparer
-
-
-def _parse_list(values: Sequence[str] | str | None) -> list[str] | None:
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = [values]
-    out = [x for v in values for x in re.split(r"[,\s]+", v) if x]
-    return list(dict.fromkeys(out))
 
 
 def _table_langs(path: Path) -> list[str]:
@@ -961,8 +909,8 @@ def prepare_synthcs(
     t0 = time.perf_counter()
     cfg = config or SwitchConfig()
     out = Path(out_dir)
-    pair_list = _parse_list(pairs) or list(DEFAULT_PAIRS)
-    split_list = _parse_list(splits) or list(DEFAULT_SPLIT_NAMES)
+    pair_list = parse_list(pairs) or list(DEFAULT_PAIRS)
+    split_list = parse_list(splits) or list(DEFAULT_SPLIT_NAMES)
     if nj < 1:
         raise SynthError(f"nj must be at least 1, got {nj}")
     if aligner not in ALIGNERS:
@@ -1018,22 +966,21 @@ def prepare_synthcs(
         jobs.extend(_make_job(c, seed, audio_root, sample_rate, cfg, voices, ev) for c in css)
 
     edge = int(cfg.edge_ms * sample_rate / 1000)
-    show = sys.stderr.isatty() if progress is None else progress
-    statuses: Counter = Counter()
+    ran = run_jobs(
+        lambda j: _run_job(j, sample_rate, edge, exe),
+        jobs,
+        report,
+        nj=nj,
+        progress=progress,
+        desc="synthcs",
+        unit="utt",
+    )
+    for job, status in ran.failed:
+        by_pair[job.cs.pair][status] = by_pair[job.cs.pair].get(status, 0) + 1
     done: dict[tuple[str, str], list[tuple[_Job, float]]] = {}
-    with (
-        ThreadPoolExecutor(max_workers=nj) as pool,
-        tqdm(total=len(jobs), disable=not show, desc="synthcs", unit="utt") as bar,
-    ):
-        results = pool.map(lambda j: _run_job(j, sample_rate, edge, exe), jobs)
-        for job, (status, dur) in zip(jobs, results, strict=True):
-            bar.update(1)
-            if dur is None:
-                report.skip(status)
-                by_pair[job.cs.pair][status] = by_pair[job.cs.pair].get(status, 0) + 1
-                continue
-            statuses[status] += 1
-            done.setdefault((job.cs.pair, job.cs.split), []).append((job, dur))
+    for job, dur in ran.done:
+        done.setdefault((job.cs.pair, job.cs.split), []).append((job, dur))
+    statuses = ran.statuses
     if not done:
         raise SynthError(f"no code-switched utterance could be made ({dict(report.skipped)})")
 
@@ -1057,10 +1004,7 @@ def prepare_synthcs(
         "reused": statuses["reused"],
         "audio_dir": str(audio_root / "synthcs"),
     }
-    report.elapsed = time.perf_counter() - t0
-    if verbose:
-        print(report.summary())
-    return report
+    return report.finish(t0, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1101,9 +1045,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     source = args.sentences or str(Path(args.out_dir) / DEFAULT_SENTENCES)
-    cfg = SwitchConfig(methods=tuple(_parse_list(args.methods) or METHODS))
-    try:
-        report = prepare_synthcs(
+    cfg = SwitchConfig(methods=tuple(parse_list(args.methods) or METHODS))
+    return run_preparer(
+        lambda: prepare_synthcs(
             source,
             args.out_dir,
             pairs=args.pairs or DEFAULT_PAIRS,
@@ -1115,14 +1059,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             audio_dir=args.audio_dir,
             config=cfg,
             progress=not args.no_progress,
-        )
-    except SpeechxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.report_json:
-        report.write_json(args.report_json)
-    print(report.summary())
-    return 0
+        ),
+        report_json=args.report_json,
+    )
 
 
 if __name__ == "__main__":
