@@ -12,17 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from data_prep import CorpusWarning, get_preparer
+from data_prep import CorpusWarning
 from data_prep.ascend import AscendError, find_ascend, main, prepare_ascend
-from data_prep.codeswitch import (
-    CleanConfig,
-    clean_transcript,
-    language_of_tags,
-    token_langtags,
-    write_langtags,
-)
 from speechx.data.kaldi import KaldiDir, read_mapping
-from speechx.errors import DataDirError
 from speechx.metrics.asr import mixed_tokens
 
 datasets = pytest.importorskip("datasets")
@@ -111,52 +103,6 @@ def read_langtags(path: Path) -> dict[str, list[str]]:
         utt, *tags = line.split()
         out[utt] = tags
     return out
-
-
-# ----------------------------------------------------------------------------- text and tags
-@pytest.mark.parametrize(
-    ("raw", "clean"),
-    [
-        ("我 觉得 [UNK] ＯＫ, (ppl) that's <noise> fine!", "我 觉得 ok that's fine"),
-        ("< unk > (ppb) ppl [laughter]", ""),
-        ("(um) he said “yes”—ok", "um he said yes ok"),
-        ("don't   stop 。好的？", "don't stop 好的"),
-        ("'quoted' words'", "quoted words"),
-    ],
-)
-def test_clean_transcript(raw: str, clean: str) -> None:
-    assert clean_transcript(raw) == clean
-
-
-def test_clean_transcript_options() -> None:
-    assert clean_transcript("OK 嗯 um 嗯对", CleanConfig(drop_fillers=True)) == "ok 嗯对"
-    assert clean_transcript("OK Lah", CleanConfig(lowercase=False)) == "OK Lah"
-    assert clean_transcript("[UNK] a", CleanConfig(markers=())) == "unk a"
-
-
-def test_token_langtags_one_tag_per_mer_token() -> None:
-    text = "我喜欢python 3 个 apple"
-    tags = token_langtags(text)
-    assert len(tags) == len(mixed_tokens(text))
-    assert tags == ["zh", "zh", "zh", "en", "en", "zh", "en"]
-    # a token without letters at the start takes the next tagged token's language
-    assert token_langtags("100 个") == ["zh", "zh"]
-    assert token_langtags("2020 2021", fallback="zh") == ["zh", "zh"]
-    assert token_langtags("") == []
-    assert language_of_tags(["zh", "en"]) == "zh-en"
-    assert language_of_tags(["en"]) == "en"
-
-
-def test_write_langtags_rejects_count_mismatch(tmp_path: Path) -> None:
-    kd = KaldiDir(wav_scp={"u1": "a.wav"}, text={"u1": "我 ok"}, utt2spk={"u1": "s"})
-    kd.write(tmp_path)
-    with pytest.raises(
-        DataDirError,
-        match=r"text\.langtags: utterance 'u1' has 1 language tags but its text has 2 MER",
-    ):
-        write_langtags(tmp_path, kd, {"u1": ["zh"]})
-    write_langtags(tmp_path, kd, {"u1": ["zh", "en"]})
-    assert (tmp_path / "text.langtags").read_text() == "u1 zh en\n"
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -314,14 +260,8 @@ def test_prepare_metadata_csv(tmp_path: Path) -> None:
     assert kd.utt2dur["ascend_spk17-00000"] == pytest.approx(0.781, abs=1e-3)
 
 
-def test_cli_and_registry(parquet_corpus: Path, tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["--help"])
-    assert exc.value.code == 0
-    assert "--corpus-dir" in capsys.readouterr().out
-    assert get_preparer("ascend") is prepare_ascend
+def test_cli_and_registry(parquet_corpus: Path, tmp_path: Path, capsys, corpus_cli) -> None:
+    corpus_cli("ascend", main, prepare_ascend)
     with pytest.warns(CorpusWarning):
         assert main(["--corpus-dir", str(parquet_corpus), "--out-dir", str(tmp_path / "d")]) == 0
     assert "ascend: 7 clips used" in capsys.readouterr().out
-    assert main(["--corpus-dir", str(tmp_path / "nope"), "--out-dir", str(tmp_path / "d")]) == 1
-    assert "not found" in capsys.readouterr().err

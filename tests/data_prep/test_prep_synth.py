@@ -35,11 +35,8 @@ TABLE = (
 
 
 @pytest.fixture
-def table(tmp_path: Path) -> Path:
-    p = tmp_path / "data" / "local" / "fillets_sentences.tsv"
-    p.parent.mkdir(parents=True)
-    p.write_text(TABLE, encoding="utf-8")
-    return p
+def table(sentence_table) -> Path:
+    return sentence_table(TABLE)
 
 
 def test_choose_voice_is_deterministic_and_varied() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep import CorpusWarning, get_preparer
+from data_prep import CorpusWarning
 from data_prep.seame import (
     SeameError,
     find_seame,
@@ -251,17 +251,11 @@ def test_dev_set_split(seame: Path, tmp_path: Path) -> None:
         read_dev_set(tmp_path / "empty")
 
 
-def test_cli_and_registry(seame: Path, tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["--help"])
-    assert exc.value.code == 0
-    assert "--corpus-dir" in capsys.readouterr().out
-    assert get_preparer("seame") is prepare_seame
+def test_cli_and_registry(seame: Path, tmp_path: Path, capsys, corpus_cli) -> None:
+    corpus_cli("seame", main, prepare_seame)
     with pytest.warns(CorpusWarning):
         code = main(
             ["--corpus-dir", str(seame), "--out-dir", str(tmp_path / "d"), "--min-duration", "0.6"]
         )
     assert code == 0
     assert "too_short=1" in capsys.readouterr().out
-    assert main(["--corpus-dir", str(tmp_path / "nope"), "--out-dir", str(tmp_path / "d")]) == 1
-    assert "not found" in capsys.readouterr().err

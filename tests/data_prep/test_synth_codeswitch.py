@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from data_prep import get_preparer
-from data_prep.codeswitch import LangtagsError, check_langtags
+from data_prep.codeswitch import check_langtags
 from data_prep.synth import Sentence, SynthError, read_sentence_table
 from data_prep.synth_codeswitch import (
     Alignment,
@@ -49,11 +49,8 @@ TABLE = (
 
 
 @pytest.fixture
-def table(tmp_path: Path) -> Path:
-    p = tmp_path / "data" / "local" / "fillets_sentences.tsv"
-    p.parent.mkdir(parents=True)
-    p.write_text(TABLE, encoding="utf-8")
-    return p
+def table(sentence_table) -> Path:
+    return sentence_table(TABLE)
 
 
 def _sent(sid: str, split: str = "train", **texts: str) -> Sentence:
@@ -214,19 +211,6 @@ def test_prepare_writes_contract_dirs_and_resumes(table: Path, tmp_path: Path) -
     assert rep2.extra["synthesised"] == 0 and rep2.extra["reused"] == rep.used
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert read_mapping(d / "text") == kd.text
-
-
-def test_check_langtags_names_file_and_utterance(tmp_path: Path) -> None:
-    d = tmp_path / "cs"
-    d.mkdir()
-    (d / "text").write_text("u1 Hallo there friend\nu2 我喜欢 ok\n", encoding="utf-8")
-    (d / "text.langtags").write_text("u1 nl en en\nu2 zh zh zh en\n", encoding="utf-8")
-    assert check_langtags(d) == 2
-    (d / "text.langtags").write_text("u1 nl en\nu2 zh zh zh en\n", encoding="utf-8")
-    with pytest.raises(
-        LangtagsError, match=r"text.langtags: utterance 'u1' has 2 language tags but its text has 3"
-    ):
-        check_langtags(d)
 
 
 @pytest.mark.skipif(not eflomal_available(), reason="needs the optional eflomal package")
