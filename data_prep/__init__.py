@@ -225,6 +225,14 @@ def ratios_arg(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") from None
 
 
+def prep_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m data_prep.<module>``, with its ``--out-dir`` option
+    (where the Kaldi dirs go, default ``data``)."""
+    ap = argparse.ArgumentParser(prog=f"python -m data_prep.{module}", description=description)
+    ap.add_argument("--out-dir", default="data", help="where the Kaldi dirs go (default: data)")
+    return ap
+
+
 def run_preparer(prepare: Callable[[], PrepReport], *, report_json: str | None = None) -> int:
     """The end of every ``python -m data_prep.<corpus>``: run, print, give an exit code.
 
@@ -267,6 +275,7 @@ __all__ = [
     "existing_duration",
     "get_preparer",
     "parse_list",
+    "prep_parser",
     "ratios_arg",
     "run_preparer",
     "safe_id",

@@ -69,7 +69,6 @@ Run ``python -m data_prep.ascend --help``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -85,7 +84,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from data_prep import PrepReport, SkipLog, existing_duration, run_preparer, safe_id
+from data_prep import PrepReport, SkipLog, existing_duration, prep_parser, run_preparer, safe_id
 from data_prep.codeswitch import (
     EN,
     MIXED,
@@ -93,6 +92,8 @@ from data_prep.codeswitch import (
     ZH,
     CleanConfig,
     CodeSwitchSplits,
+    add_clean_args,
+    clean_config_from_args,
     clean_transcript,
 )
 from speechx.audio import load_audio, save_audio
@@ -104,9 +105,6 @@ SAMPLE_RATE = 16000
 SPLIT_NAMES: dict[str, str] = {"train": "train", "validation": "dev", "test": "test"}
 #: the corpus's ``language`` label -> ``utt2lang`` value
 LANGUAGE_LABELS: dict[str, str] = {"zh": ZH, "en": EN, "mixed": MIXED}
-
-REPORT_JSON = "local/ascend_prep.json"
-SKIPPED_TSV = "local/ascend_skipped.tsv"
 
 _SPLIT_FILE = re.compile(r"^(train|validation|test)(?:[-_.].*)?\.parquet$")
 _CSV_FILE = re.compile(r"^(train|validation|test)_metadata\.csv$")
@@ -415,24 +413,19 @@ def prepare_ascend(
                 wav=str(wav_path.resolve()),
             )
 
-    dirs.write(out, report)
-    report.extra.update(
-        {"clean": cfg.settings(), "wav_written": written, "wav_reused": reused, **dirs.extra()}
-    )
-    log.write(out / SKIPPED_TSV)
-    return report.finish(t0, json_path=out / REPORT_JSON, verbose=verbose)
+    extra = {"wav_written": written, "wav_reused": reused}
+    return dirs.finish(out, report, log, started=t0, clean=cfg, extra=extra, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m data_prep.ascend``: parse arguments, run :func:`prepare_ascend`, print."""
-    ap = argparse.ArgumentParser(
-        prog="python -m data_prep.ascend",
-        description="Prepare a local copy of ASCEND (CAiRE/ASCEND: parquet, save_to_disk "
+    ap = prep_parser(
+        "ascend",
+        "Prepare a local copy of ASCEND (CAiRE/ASCEND: parquet, save_to_disk "
         "arrow, or metadata CSV + waves/) as Kaldi dirs ascend_zh-en_{train,dev,test} with "
         "16 kHz WAVs, text, text.langtags, utt2lang, utt2spk, spk2utt, utt2dur.",
     )
     ap.add_argument("--corpus-dir", required=True, help="the local ASCEND copy")
-    ap.add_argument("--out-dir", default="data", help="where the Kaldi dirs go (default: data)")
     ap.add_argument(
         "--splits", nargs="+", default=None, help="train validation test (default: all found)"
     )
@@ -440,25 +433,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--audio-dir", default=None, help="where the WAVs go (default: <out-dir>/ascend_wav)"
     )
     ap.add_argument("--overwrite-audio", action="store_true", help="rewrite existing WAVs")
-    ap.add_argument(
-        "--utt2lang",
-        default="pair",
-        choices=UTT2LANG_MODES,
-        help="utt2lang: the pair zh-en for all (default) or the corpus label",
-    )
-    ap.add_argument("--keep-case", action="store_true", help="do not lower-case transcripts")
-    ap.add_argument(
-        "--drop-fillers", action="store_true", help="remove hesitations (嗯 呃 um uh ...)"
-    )
+    add_clean_args(ap, drop_fillers=True)
     args = ap.parse_args(argv)
-    cfg = CleanConfig(lowercase=not args.keep_case, drop_fillers=args.drop_fillers)
     return run_preparer(
         lambda: prepare_ascend(
             args.corpus_dir,
             args.out_dir,
             splits=args.splits,
             audio_dir=args.audio_dir,
-            clean=cfg,
+            clean=clean_config_from_args(args),
             overwrite_audio=args.overwrite_audio,
             utt2lang=args.utt2lang,
         )

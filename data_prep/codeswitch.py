@@ -19,6 +19,7 @@ it; :mod:`data_prep.synth_codeswitch` (synthetic pairs such as ``nl-en``) uses t
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import unicodedata
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_prep import PrepReport
+from data_prep import PrepReport, SkipLog
 from speechx.data.kaldi import KaldiDir, Segment, read_mapping, write_mapping
 from speechx.errors import DataDirError, MetricError
 from speechx.metrics.asr import is_cjk, mixed_tokens
@@ -144,6 +145,32 @@ def clean_transcript(text: str, config: CleanConfig | None = None) -> str:
         fillers = {f.lower() for f in cfg.fillers}
         words = [w for w in words if w.lower() not in fillers]
     return " ".join(words)
+
+
+def add_clean_args(ap: argparse.ArgumentParser, *, drop_fillers: bool = False) -> None:
+    """Add the options of the Mandarin–English corpus CLIs: ``--utt2lang``, ``--keep-case``
+    and, with ``drop_fillers``, ``--drop-fillers``.
+
+    Read them back with :func:`clean_config_from_args` and ``args.utt2lang``.
+    """
+    ap.add_argument(
+        "--utt2lang",
+        default="pair",
+        choices=UTT2LANG_MODES,
+        help="utt2lang: the pair zh-en for all (default) or the corpus label",
+    )
+    ap.add_argument("--keep-case", action="store_true", help="do not lower-case transcripts")
+    if drop_fillers:
+        ap.add_argument(
+            "--drop-fillers", action="store_true", help="remove hesitations (嗯 呃 um uh ...)"
+        )
+
+
+def clean_config_from_args(args: argparse.Namespace) -> CleanConfig:
+    """The :class:`CleanConfig` asked for by the options of :func:`add_clean_args`."""
+    return CleanConfig(
+        lowercase=not args.keep_case, drop_fillers=getattr(args, "drop_fillers", False)
+    )
 
 
 # --------------------------------------------------------------------------- language tags
@@ -379,6 +406,35 @@ class CodeSwitchSplits:
             report.splits[split] = len(cs.kdir)
             report.used += len(cs.kdir)
         report.hours += self.seconds / 3600.0
+
+    def finish(
+        self,
+        out_dir: str | os.PathLike,
+        report: PrepReport,
+        log: SkipLog,
+        *,
+        started: float,
+        clean: CleanConfig,
+        extra: Mapping[str, Any],
+        verbose: bool = False,
+    ) -> PrepReport:
+        """End a corpus run: :meth:`write` the dirs, then ``local/<corpus>_skipped.tsv`` and
+        ``local/<corpus>_prep.json`` under ``out_dir``.
+
+        Args:
+            started: the run's ``time.perf_counter()`` at its start.
+            clean: recorded as ``extra["clean"]``, first.
+            extra: the corpus's own ``extra`` entries, recorded before :meth:`extra`'s.
+
+        Returns:
+            ``report``, finished (:meth:`PrepReport.finish`).
+        """
+        out = Path(out_dir)
+        self.write(out, report)
+        report.extra.update({"clean": clean.settings(), **extra, **self.extra()})
+        log.write(out / "local" / f"{report.corpus}_skipped.tsv")
+        json_path = out / "local" / f"{report.corpus}_prep.json"
+        return report.finish(started, json_path=json_path, verbose=verbose)
 
     def extra(self) -> dict[str, Any]:
         """The report's ``extra`` entries of the tagging: ``utt2lang_mode``, ``corpus_lang``,

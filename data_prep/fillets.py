@@ -28,7 +28,6 @@ Run ``python -m data_prep.fillets --help``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from data_prep import PrepReport, parse_list, ratios_arg, run_preparer, safe_id
+from data_prep import PrepReport, parse_list, prep_parser, ratios_arg, run_preparer, safe_id
 from speechx.audio import audio_info
 from speechx.data.kaldi import KaldiDir, atomic_write_text
 from speechx.data.splits import DEFAULT_SPLIT_NAMES, split_sentences
@@ -614,9 +613,9 @@ def prepare_fillets(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m data_prep.fillets``: parse arguments, run :func:`prepare_fillets`, print."""
-    ap = argparse.ArgumentParser(
-        prog="python -m data_prep.fillets",
-        description="Prepare Fish Fillets NG dialogue as Kaldi dirs fillets_<lang>_<split> "
+    ap = prep_parser(
+        "fillets",
+        "Prepare Fish Fillets NG dialogue as Kaldi dirs fillets_<lang>_<split> "
         "and local/fillets_sentences.tsv (the sentence split reused by data_prep.synth).",
     )
     ap.add_argument(
@@ -624,7 +623,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help=f"game data dir (default: ${CORPUS_ENV}, then {', '.join(DEFAULT_CORPUS_DIRS)})",
     )
-    ap.add_argument("--out-dir", default="data", help="where the Kaldi dirs go (default: data)")
     ap.add_argument(
         "--speech-langs",
         nargs="+",

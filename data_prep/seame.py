@@ -56,7 +56,6 @@ Run ``python -m data_prep.seame --help``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -65,7 +64,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep import PrepReport, SkipLog, ratios_arg, run_preparer, safe_id
+from data_prep import PrepReport, SkipLog, prep_parser, ratios_arg, run_preparer, safe_id
 from data_prep.codeswitch import (
     EN,
     MIXED,
@@ -73,6 +72,8 @@ from data_prep.codeswitch import (
     ZH,
     CleanConfig,
     CodeSwitchSplits,
+    add_clean_args,
+    clean_config_from_args,
     clean_transcript,
 )
 from speechx.audio import AudioInfo, audio_info
@@ -87,10 +88,6 @@ LANGUAGE_LABELS: dict[str, str] = {"zh": ZH, "en": EN, "cs": MIXED}
 DEV_SET_SPLITS: dict[str, str] = {"dev_man": "devman", "dev_sge": "devsge"}
 #: ESPnet's tolerance when matching the community dev-set ids (in 10 ms units).
 DEV_SET_TOLERANCE = 3
-
-REPORT_JSON = "local/seame_prep.json"
-SKIPPED_TSV = "local/seame_skipped.tsv"
-
 LABELS: frozenset[str] = frozenset({"ZH", "EN", "CS"})
 
 
@@ -421,33 +418,24 @@ def prepare_seame(
             segment=Segment(safe_id(seg.recording), seg.start_ms / 1000.0, seg.end_ms / 1000.0),
         )
 
-    dirs.write(out, report)
-    report.extra.update(
-        {
-            "clean": cfg.settings(),
-            "parts": {
-                str(p.audio_dir.parent): f"phase{p.phase}" if p.phase else "flat" for p in parts
-            },
-            "recordings": len({audio for _, _, audio, *_ in kept}),
-            "speakers": len(speakers),
-            "split": "dev-set" if dev is not None else "speaker",
-            **dirs.extra(),
-        }
-    )
-    log.write(out / SKIPPED_TSV)
-    return report.finish(t0, json_path=out / REPORT_JSON, verbose=verbose)
+    extra = {
+        "parts": {str(p.audio_dir.parent): f"phase{p.phase}" if p.phase else "flat" for p in parts},
+        "recordings": len({audio for _, _, audio, *_ in kept}),
+        "speakers": len(speakers),
+        "split": "dev-set" if dev is not None else "speaker",
+    }
+    return dirs.finish(out, report, log, started=t0, clean=cfg, extra=extra, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m data_prep.seame``: parse arguments, run :func:`prepare_seame`, print."""
-    ap = argparse.ArgumentParser(
-        prog="python -m data_prep.seame",
-        description="Prepare SEAME (LDC2015S04) as Kaldi dirs seame_zh-en_<split> with "
+    ap = prep_parser(
+        "seame",
+        "Prepare SEAME (LDC2015S04) as Kaldi dirs seame_zh-en_<split> with "
         "segments into the FLAC recordings, cleaned text, text.langtags, utt2lang, utt2spk, "
         "spk2utt, utt2dur.",
     )
     ap.add_argument("--corpus-dir", required=True, help="the SEAME release (LDC2015S04)")
-    ap.add_argument("--out-dir", default="data", help="where the Kaldi dirs go (default: data)")
     ap.add_argument("--phase", default="auto", choices=("auto", "I", "II"), help="transcript phase")
     ap.add_argument(
         "--dev-set-dir",
@@ -462,13 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0, help="speaker split seed (default: 0)")
     ap.add_argument("--min-duration", type=float, default=0.0, help="seconds (default: 0)")
-    ap.add_argument("--keep-case", action="store_true", help="do not lower-case transcripts")
-    ap.add_argument(
-        "--utt2lang",
-        default="pair",
-        choices=UTT2LANG_MODES,
-        help="utt2lang: the pair zh-en for all (default) or the corpus label",
-    )
+    add_clean_args(ap)
     args = ap.parse_args(argv)
     return run_preparer(
         lambda: prepare_seame(
@@ -479,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratios=args.ratios,
             seed=args.seed,
             min_duration=args.min_duration,
-            clean=CleanConfig(lowercase=not args.keep_case),
+            clean=clean_config_from_args(args),
             utt2lang=args.utt2lang,
         )
     )

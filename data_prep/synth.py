@@ -17,7 +17,6 @@ Run ``python -m data_prep.synth --help``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import os
@@ -38,7 +37,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from data_prep import PrepReport, existing_duration, parse_list, run_preparer
+from data_prep import PrepReport, existing_duration, parse_list, prep_parser, run_preparer
 from speechx.audio import save_audio
 from speechx.data.kaldi import KaldiDir
 from speechx.data.splits import DEFAULT_SPLIT_NAMES
@@ -494,9 +493,9 @@ def prepare_synth(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m data_prep.synth``: parse arguments, run :func:`prepare_synth`, print."""
-    ap = argparse.ArgumentParser(
-        prog="python -m data_prep.synth",
-        description="Speak every sentence of a sentence table in several languages with "
+    ap = prep_parser(
+        "synth",
+        "Speak every sentence of a sentence table in several languages with "
         "espeak-ng and write Kaldi dirs synth_<lang>_<split> that reuse its split.",
     )
     ap.add_argument(
@@ -510,7 +509,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="take sentences from these Kaldi dirs (*_<split>, with utt2sent) instead",
     )
-    ap.add_argument("--out-dir", default="data", help="where the Kaldi dirs go (default: data)")
     ap.add_argument(
         "--audio-dir", default=None, help="where the WAVs go (default: <out-dir>/../wav/synth)"
     )

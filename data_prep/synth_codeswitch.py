@@ -64,7 +64,6 @@ Run ``python -m data_prep.synth_codeswitch --help``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -78,7 +77,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import PrepReport, existing_duration, parse_list, run_preparer
+from data_prep import PrepReport, existing_duration, parse_list, prep_parser, run_preparer
 from data_prep.codeswitch import check_langtags
 from data_prep.synth import (
     ESPEAK_VOICES,
@@ -1009,16 +1008,15 @@ def prepare_synthcs(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m data_prep.synth_codeswitch``: parse arguments, run :func:`prepare_synthcs`."""
-    ap = argparse.ArgumentParser(
-        prog="python -m data_prep.synth_codeswitch",
-        description="Build code-switched utterances (inter-sentential, clause- and "
+    ap = prep_parser(
+        "synth_codeswitch",
+        "Build code-switched utterances (inter-sentential, clause- and "
         "phrase-level intra-sentential) from a parallel sentence table, speak them with "
         "espeak-ng and write Kaldi dirs synthcs_<pair>_<split> that reuse its split.",
     )
     ap.add_argument(
         "--sentences", default=None, help=f"sentence table (default: <out-dir>/{DEFAULT_SENTENCES})"
     )
-    ap.add_argument("--out-dir", default="data", help="where the Kaldi dirs go (default: data)")
     ap.add_argument(
         "--audio-dir",
         default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from data_prep.codeswitch import (
     CleanConfig,
     CodeSwitchSplits,
     LangtagsError,
+    add_clean_args,
     check_langtags,
+    clean_config_from_args,
     clean_transcript,
     language_of_tags,
     token_langtags,
@@ -42,6 +45,20 @@ def test_clean_transcript_options() -> None:
     assert clean_transcript("OK 嗯 um 嗯对", CleanConfig(drop_fillers=True)) == "ok 嗯对"
     assert clean_transcript("OK Lah", CleanConfig(lowercase=False)) == "OK Lah"
     assert clean_transcript("[UNK] a", CleanConfig(markers=())) == "unk a"
+
+
+def test_clean_args() -> None:
+    ap = argparse.ArgumentParser()
+    add_clean_args(ap)
+    args = ap.parse_args([])
+    assert (args.utt2lang, clean_config_from_args(args)) == ("pair", CleanConfig())
+    args = ap.parse_args(["--keep-case", "--utt2lang", "label"])
+    assert (args.utt2lang, clean_config_from_args(args)) == ("label", CleanConfig(lowercase=False))
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--drop-fillers"])
+    ap = argparse.ArgumentParser()
+    add_clean_args(ap, drop_fillers=True)
+    assert clean_config_from_args(ap.parse_args(["--drop-fillers"])).drop_fillers
 
 
 def test_token_langtags_one_tag_per_mer_token() -> None:
