@@ -5,13 +5,15 @@ it; :mod:`data_prep.synth_codeswitch` (synthetic pairs such as ``nl-en``) uses t
 ``text.langtags`` check.
 
 * :class:`CleanConfig` / :func:`clean_transcript`: a raw corpus transcript becomes ``text``
-  (NFKC, non-speech markers removed, punctuation to spaces, Latin lower-cased).
+  (NFKC, non-speech markers removed, punctuation to spaces, Latin lower-cased);
+  :func:`add_clean_args` gives both corpus CLIs the same options for it.
 * :func:`token_langtags`: one tag per MER token (:func:`speechx.metrics.asr.mixed_tokens`): a
   CJK character is ``zh``, a token with another letter ``en``, and a token without letters
   takes the tag of its neighbours.
-* :class:`CodeSwitchSplits`: the ``<corpus>_zh-en_<split>`` dirs of one run, filled an
-  utterance at a time with its corpus label, and written with ``text.langtags`` and
-  ``utt2lang.corpus``; it also keeps the tallies the report carries.
+* :class:`CodeSwitchSplits`: the ``<corpus>_zh-en_<split>`` dirs of one run (one
+  :class:`CodeSwitchDir` each), filled an utterance at a time with its corpus label, and
+  written with ``text.langtags`` and ``utt2lang.corpus``; it also keeps the tallies the
+  report carries and writes the run's skipped TSV and report JSON.
 * :func:`write_langtags` and :func:`check_langtags`: write or re-read ``text.langtags``, with
   the tag count checked by :func:`speechx.metrics.codeswitch.check_tag_counts`, the check the
   code-switching evaluator applies when it reads the dir.
@@ -287,7 +289,7 @@ def check_langtags(data_dir: str | os.PathLike) -> int:
 
 # --------------------------------------------------------------------------- output dirs
 @dataclass
-class CodeSwitchSet:
+class CodeSwitchDir:
     """One output Kaldi dir under construction, with its language tags.
 
     Attributes:
@@ -332,8 +334,8 @@ class CodeSwitchSplits:
     Attributes:
         prefix: dir name before the split, e.g. ``ascend_zh-en``.
         labels: the corpus's language label (lower-cased) -> ``zh``, ``en`` or ``zh-en``.
-        utt2lang_mode: see :class:`CodeSwitchSet`.
-        sets: split -> its dir under construction (created on first use).
+        utt2lang_mode: see :class:`CodeSwitchDir`.
+        by_split: split -> its dir under construction (created on first use).
         corpus_lang: utterances per corpus label (or per tag language when unlabelled).
         tokens_tagged_by_context: MER tokens without a letter, tagged by their neighbours.
         label_tag_disagreements: utterances whose label differs from what their tags say.
@@ -343,17 +345,17 @@ class CodeSwitchSplits:
     prefix: str
     labels: Mapping[str, str]
     utt2lang_mode: str = "pair"
-    sets: dict[str, CodeSwitchSet] = field(default_factory=dict)
+    by_split: dict[str, CodeSwitchDir] = field(default_factory=dict)
     corpus_lang: Counter = field(default_factory=Counter)
     tokens_tagged_by_context: int = 0
     label_tag_disagreements: int = 0
     seconds: float = 0.0
 
-    def for_split(self, split: str) -> CodeSwitchSet:
+    def for_split(self, split: str) -> CodeSwitchDir:
         """The dir of ``split`` (an empty one the first time)."""
-        if split not in self.sets:
-            self.sets[split] = CodeSwitchSet(utt2lang_mode=self.utt2lang_mode)
-        return self.sets[split]
+        if split not in self.by_split:
+            self.by_split[split] = CodeSwitchDir(utt2lang_mode=self.utt2lang_mode)
+        return self.by_split[split]
 
     def add(
         self,
@@ -398,7 +400,7 @@ class CodeSwitchSplits:
         ``report.dirs`` gets the dirs written, ``report.splits`` every split (``0`` for an
         empty one), ``report.used`` and ``report.hours`` grow by what was added.
         """
-        for split, cs in self.sets.items():
+        for split, cs in self.by_split.items():
             name = f"{self.prefix}_{split}"
             if len(cs.kdir):
                 cs.write(Path(out_dir) / name)

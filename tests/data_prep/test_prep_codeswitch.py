@@ -128,7 +128,7 @@ def _splits(mode: str = "pair") -> CodeSwitchSplits:
 
 def test_codeswitch_splits_tag_and_count() -> None:
     dirs = _splits()
-    cs = dirs.sets["train"]
+    cs = dirs.by_split["train"]
     assert cs.langtags == {
         "s1-u1": ["zh", "zh", "en"],
         "s1-u2": ["en", "en"],
