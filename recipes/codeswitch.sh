@@ -32,7 +32,8 @@ model=""                        # encoder dir; empty = <models_egs>/exp/<encoder
 asr_model=""                    # CTC dir; empty = <models_egs>/exp/<asr_config name>/model
 teacher=use-multilingual
 beam=8
-_recipe_vars="stage stop_stage tag nj corpus corpus_dir speech_langs pairs splits methods models_egs encoder_config asr_config model asr_model teacher beam"
+peer=whisper-base               # zero-shot Whisper (matrix language forced) scored as a peer; empty = none
+_recipe_vars="stage stop_stage tag nj corpus corpus_dir speech_langs pairs splits methods models_egs encoder_config asr_config model asr_model teacher beam peer"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -110,7 +111,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: evaluate-codeswitch ${sets[*]} (monolingual: ${mono[*]})"
   speechx evaluate-codeswitch "${sets[@]}" --out-dir "${expdir}/results" \
     --asr-model "$asr_model" --beam "$beam" --decode-dir "${expdir}/decode" \
-    --model "$model" --mono "${mono[@]}" --teacher "$teacher" --split "${splits// /+}" 2>&1 \
+    --model "$model" --mono "${mono[@]}" --teacher "$teacher" --split "${splits// /+}" \
+    ${peer:+--peer "$peer"} 2>&1 \
     | tee "${expdir}/log/evaluate_codeswitch.log"
   log "results: ${expdir}/results/codeswitch.json and ${expdir}/results/summary.md"
 fi

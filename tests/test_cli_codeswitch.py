@@ -121,3 +121,41 @@ def test_with_asr_model(tmp_path: Path, cs_dir: Path) -> None:
     assert doc["asr"] == str(model)
     (row,) = doc["results"]
     assert row["n_ref_tokens"] == 11 and row["mer"] is not None and row["mer"] >= 0
+
+
+def test_whisper_peer_rows(tmp_path: Path, cs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import speechx.evaluation.cascade as cascade
+
+    class Fake:
+        name = "fake-whisper"
+        cache_id = "fake-whisper-v1"
+        languages: list[str] = []
+
+        def transcribe(self, inputs, language, *, names=None, on_batch=None) -> list[str]:
+            self.languages.append(language)
+            texts = ["我们明天有 meeting" if n.endswith("1") else "这个 project" for n in names]
+            if on_batch is not None:
+                on_batch(list(range(len(texts))), texts)
+            return texts
+
+    fake = Fake()
+    monkeypatch.setattr(cascade, "build_transcriber", lambda name, **kw: fake)
+    hyp = tmp_path / "hyp.txt"
+    _write(hyp, MIXED)
+    out = tmp_path / "exp" / "results"
+    args = ["evaluate-codeswitch", str(cs_dir), "--hyp", str(hyp), "--out-dir", str(out)]
+    assert main([*args, "--peer", "whisper-base"]) == 0
+    assert fake.languages == ["zh"]  # the matrix language of the pair, forced
+    doc = json.loads((out / "codeswitch.json").read_text())
+    assert doc["results"][0]["mer"] == 0.0
+    (peer,) = doc["peers"]
+    # the second utterance lost 很 难: 2 deletions over 11 tokens
+    assert peer["system"] == "whisper:whisper-base" and peer["mer"] == pytest.approx(2 / 11)
+    assert (out / "peer-whisper-base" / "codeswitch.json").is_file()
+    # a rerun decodes nothing and keeps one peer row
+    fake.languages.clear()
+    assert main([*args, "--peer", "whisper-base"]) == 0
+    assert (
+        fake.languages == []
+        and len(json.loads((out / "codeswitch.json").read_text())["peers"]) == 1
+    )
