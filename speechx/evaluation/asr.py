@@ -41,6 +41,7 @@ from typing import Any
 
 from speechx.data.kaldi import atomic_write_text, read_mapping
 from speechx.errors import DataDirError, EvaluationError, MetricError
+from speechx.evaluation.summary import some_ids, write_summary_section
 from speechx.metrics.asr import (
     METRIC_UNIT,
     Alignment,
@@ -58,9 +59,8 @@ logger = logging.getLogger(__name__)
 #: the name of the row over every language
 OVERALL = "all"
 METRICS = ("wer", "cer", "mer")
-_SECTION_BEGIN = "<!-- speechx:asr:begin -->"
-_SECTION_END = "<!-- speechx:asr:end -->"
-_SHOW_IDS = 5  # utterance ids named in a log line or the summary before "..."
+#: this evaluation's section of ``summary.md``
+SUMMARY_SECTION = "asr"
 
 
 @dataclass(frozen=True)
@@ -160,13 +160,13 @@ class AsrReport:
             lines += [
                 "",
                 f"{_n(len(self.missing_hyps), 'reference utterance')} without a hypothesis (scored as "
-                f"all deletions): {_some(self.missing_hyps)}",
+                f"all deletions): {some_ids(self.missing_hyps)}",
             ]
         if self.extra_hyps:
             lines += [
                 "",
                 f"{_n(len(self.extra_hyps), 'hypothesis', 'hypotheses')} without a reference (ignored): "
-                f"{_some(self.extra_hyps)}",
+                f"{some_ids(self.extra_hyps)}",
             ]
         return "\n".join(lines) + "\n"
 
@@ -213,7 +213,7 @@ def score_transcripts(
         if unlabelled:
             raise EvaluationError(
                 f"{where}: {_n(len(unlabelled), 'utterance')} without a language in utt2lang: "
-                f"{_some(unlabelled)}"
+                f"{some_ids(unlabelled)}"
             )
         langs = [str(utt2lang[u]) for u in ids]
     else:
@@ -230,14 +230,14 @@ def score_transcripts(
             where,
             len(missing),
             len(ids),
-            _some(missing),
+            some_ids(missing),
         )
     if extra:
         logger.warning(
             "%s: %d hypotheses have no reference and are ignored: %s",
             where,
             len(extra),
-            _some(extra),
+            some_ids(extra),
         )
     ref_texts = [str(refs[u]) for u in ids]
     hyp_texts = [str(hyps.get(u, "")) for u in ids]
@@ -402,9 +402,8 @@ def write_asr_results(
     json_path = out / "asr.json"
     atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     summary_path = out / "summary.md"
-    old = summary_path.read_text(encoding="utf-8") if summary_path.exists() else ""
     section = render_summary(doc, reports)
-    atomic_write_text(summary_path, _splice_section(old, section))
+    write_summary_section(summary_path, section, SUMMARY_SECTION)
     write_bar_chart(
         out / "asr_error_rates.png", [*doc["results"], *peer_list], title=f"ASR ({split}, {model})"
     )
@@ -478,14 +477,14 @@ def render_summary(doc: Mapping[str, Any], reports: Sequence[AsrReport] = (), to
             lines += [
                 "",
                 f"**{_n(len(missing), 'utterance')}{where} without a hypothesis** scored as "
-                f"all deletions: {_some(missing)}",
+                f"all deletions: {some_ids(missing)}",
             ]
     for key, extra in (doc.get("extra_hyps") or {}).items():
         if extra:
             where = "" if key == OVERALL else f" for {key}"
             lines += [
                 "",
-                f"{_n(len(extra), 'hypothesis', 'hypotheses')}{where} without a reference (ignored): {_some(extra)}",
+                f"{_n(len(extra), 'hypothesis', 'hypotheses')}{where} without a reference (ignored): {some_ids(extra)}",
             ]
     if doc.get("alignments"):
         lines += ["", "Alignments: " + ", ".join(f"`{p}`" for p in doc["alignments"])]
@@ -704,11 +703,6 @@ def _n(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
-def _some(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:_SHOW_IDS])
-    return shown + (f", ... ({len(ids) - _SHOW_IDS} more)" if len(ids) > _SHOW_IDS else "")
-
-
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -722,14 +716,3 @@ def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
             v = None  # JSON has no NaN
         out[str(k)] = v
     return out
-
-
-def _splice_section(old: str, section: str) -> str:
-    block = f"{_SECTION_BEGIN}\n{section}{_SECTION_END}\n"
-    start, end = old.find(_SECTION_BEGIN), old.find(_SECTION_END)
-    if start >= 0 and end > start:
-        rest = old[end + len(_SECTION_END) :].lstrip("\n")
-        return old[:start] + block + ("\n" + rest if rest else "")
-    if not old:
-        return block
-    return old.rstrip("\n") + "\n\n" + block
