@@ -34,6 +34,7 @@ PREPARERS: dict[str, tuple[str, str]] = {
     "ascend": ("data_prep.ascend", "prepare_ascend"),
     "seame": ("data_prep.seame", "prepare_seame"),
     "synthcs": ("data_prep.synth_codeswitch", "prepare_synthcs"),
+    "librispeech": ("data_prep.librispeech", "prepare_librispeech"),
 }
 
 

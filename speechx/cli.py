@@ -27,6 +27,7 @@ CORPORA: dict[str, str] = {
     "synthcs": "data_prep.synth_codeswitch",
     "ascend": "data_prep.ascend",
     "seame": "data_prep.seame",
+    "librispeech": "data_prep.librispeech",
 }
 
 _PASSTHROUGH = {"import-whisper"}
