@@ -34,6 +34,9 @@ PREPARERS: dict[str, tuple[str, str]] = {
     "ascend": ("data_prep.ascend", "prepare_ascend"),
     "seame": ("data_prep.seame", "prepare_seame"),
     "synthcs": ("data_prep.synth_codeswitch", "prepare_synthcs"),
+    "commonvoice": ("data_prep.commonvoice", "prepare_commonvoice"),
+    "covost2": ("data_prep.covost2", "prepare_covost2"),
+    "fleurs": ("data_prep.fleurs", "prepare_fleurs"),
     "librispeech": ("data_prep.librispeech", "prepare_librispeech"),
 }
 

@@ -27,6 +27,9 @@ CORPORA: dict[str, str] = {
     "synthcs": "data_prep.synth_codeswitch",
     "ascend": "data_prep.ascend",
     "seame": "data_prep.seame",
+    "commonvoice": "data_prep.commonvoice",
+    "covost2": "data_prep.covost2",
+    "fleurs": "data_prep.fleurs",
     "librispeech": "data_prep.librispeech",
 }
 
