@@ -232,16 +232,22 @@ def find_config(corpus_dir: str | os.PathLike, config: str) -> dict[str, FleursS
 
 
 def check_fleurs(
-    corpus_dir: str | os.PathLike,
+    corpus_dir: str | os.PathLike | None,
     speech_langs: Sequence[str] = (),
     text_langs: Sequence[str] = (),
 ) -> list[str]:
     """What is missing for a preparation run, without reading audio (for ``--dry-run``).
 
+    Args:
+        corpus_dir: the local copy (``None``: not given, which is itself a problem).
+        speech_langs, text_langs: as for :func:`prepare_fleurs`.
+
     Returns:
         One message per missing thing (a language without a config, a config without a split,
         a TSV split without its audio), naming the path looked at; empty when all is there.
     """
+    if corpus_dir is None or str(corpus_dir) == "":
+        return ["FLEURS has no default location: pass --corpus-dir (the dir of nl_nl/, en_us/...)"]
     try:
         configs = list_configs(corpus_dir)
     except FleursError as exc:

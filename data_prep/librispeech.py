@@ -100,19 +100,27 @@ def find_librispeech(corpus_dir: str | os.PathLike) -> Path:
 
 
 def check_librispeech(
-    corpus_dir: str | os.PathLike,
+    corpus_dir: str | os.PathLike | None,
     subsets: Sequence[str] = (*DEV_SUBSETS, *TEST_SUBSETS),
     train_subsets: Sequence[str] | None = None,
+    speech_langs: Sequence[str] = (),
 ) -> list[str]:
     """What is missing for a preparation run, without reading any audio (for ``--dry-run``).
 
     Args:
+        corpus_dir: the local copy (``None``: not given, which is itself a problem).
         subsets: subset directories that must exist (default: the dev and test subsets).
         train_subsets: train subsets that must exist; ``None``: at least one ``train-*``.
+        speech_langs: must be empty or ``en``.
 
     Returns:
         One message per missing thing, naming the path looked at; empty when all is there.
     """
+    langs = [x for x in (parse_list(list(speech_langs)) or []) if x != LANG]
+    if langs:
+        return [f"LibriSpeech is English only: speech language(s) {' '.join(langs)} not in it"]
+    if corpus_dir is None or str(corpus_dir) == "":
+        return ["LibriSpeech has no default location: pass --corpus-dir (the dir of LibriSpeech/)"]
     try:
         root = find_librispeech(corpus_dir)
     except LibriSpeechError as exc:

@@ -388,6 +388,8 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
         cascade_beams=args.cascade_beams,
         cascade_batch_size=args.cascade_batch_size,
         cascade_sets=args.cascade_sets,
+        distractors=args.distractors,
+        key_lang=args.key_lang,
     )
     print(path)
     return 0
@@ -500,6 +502,16 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         metavar="SET",
         help="score the cascade on these data dirs only (names or paths; default: all)",
     )
+    p.add_argument(
+        "--distractors",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="XTREME-S protocol: also score speech:X -> text:<key-lang>+distractors, the keys of "
+        "every test set padded with these sentences (text files, one per line, or Kaldi dirs)",
+    )
+    p.add_argument("--key-lang", default="en", help="language of the XTREME-S keys (default en)")
 
 
 # ------------------------------------------------------------------------------- scoring

@@ -227,6 +227,41 @@ def _score_pool(
     return row
 
 
+def pad_pool(
+    keys: View | Sequence[Any],
+    distractors: np.ndarray,
+    *,
+    prefix: str = "distractor",
+) -> View:
+    """The key view with distractor rows appended (the XTREME-S FLEURS-Retrieval pool).
+
+    Each distractor gets the sentence id ``f"{prefix}:{i}"``, which no query shares, so a
+    distractor is never gold: it can only push the gold key down the ranking.
+
+    Args:
+        keys: the key view (e.g. the English texts of the test sentences).
+        distractors: float ``[M, D]`` embeddings of the distractor sentences (``M`` may be 0).
+
+    Returns:
+        A :class:`View` of ``len(keys) + M`` rows.
+
+    Raises:
+        EvaluationError: the distractors are not 2-D or their dimension differs from the keys'.
+    """
+    view = View.coerce("keys", keys)
+    d = np.asarray(distractors)
+    if d.ndim != 2 or (d.shape[0] and d.shape[1] != view.embeddings.shape[1]):
+        raise EvaluationError(
+            f"distractors of shape {d.shape} do not fit keys of dimension "
+            f"{view.embeddings.shape[1]}"
+        )
+    if d.shape[0] == 0:
+        return view
+    ids = [f"{prefix}:{i}" for i in range(d.shape[0])]
+    emb = np.concatenate([view.embeddings, d.astype(view.embeddings.dtype)], axis=0)
+    return View(view.ids + ids, view.sentence_ids + ids, emb)
+
+
 def evaluate_ceiling(
     text_views: Mapping[str, View | Sequence[Any]],
     results: Iterable[Mapping[str, Any]],

@@ -12,6 +12,26 @@ data dir (one speech language each) it scores
 Pools are the sentences of the query's own data dir, so each row is a bitext-mining style
 evaluation: queries and candidates render the same sentence set.  Text embeddings come from the
 teacher stage (``data/<set>/teacher/<teacher_id>/``) and are computed (and cached) if missing.
+
+**The XTREME-S protocol** (FLEURS-Retrieval, the speech retrieval task of XTREME-S; see the
+``google/xtreme_s`` dataset card and the FLEURS paper, arXiv:2205.12446): queries are the test
+utterances in each source language, keys are English texts, and the system must retrieve the
+English sentence each utterance translates; the key pool is augmented with many extra English
+sentences to make the task harder, and precision@1 (our ``recall@1``: one gold key per query) is
+reported.  With ``distractors`` (:func:`evaluate_speech_retrieval`, ``speechx
+evaluate-retrieval --distractors``) this module adds such rows: for every test set whose speech
+is not in ``key_lang`` (default ``en``), ``speech:X -> text:en+distractors``, where the pool is
+
+* the ``key_lang`` texts of *every* evaluated test set (n-way: one key per sentence id, shared
+  by all source languages, so the pool is the same for every language), plus
+* the distractor sentences (text files with one sentence per line, or Kaldi dirs whose
+  ``text.<key_lang>``, or ``text`` when their speech is in ``key_lang``, is used), embedded by
+  the teacher, without repeats and without any sentence equal to a key (compared after
+  lower-casing and collapsing blanks), so a distractor is never a hidden gold item.
+
+These rows carry ``"protocol": "xtreme-s"`` and ``"n_distractors"``; their ceiling rows are the
+teacher's ``text:X -> text:en+distractors`` on the same pool.  For FLEURS, distractors come from
+any English text outside the test sentences (e.g. FLEURS train/dev English, or a news corpus).
 """
 
 from __future__ import annotations
@@ -34,6 +54,7 @@ from speechx.evaluation.retrieval import (
     View,
     evaluate_ceiling,
     evaluate_retrieval_pairs,
+    pad_pool,
     write_retrieval_results,
 )
 from speechx.teachers.embed import embed_data_dir, load_teacher_embeddings
@@ -167,6 +188,102 @@ def score_test_sets(sets: Sequence[TestSet]) -> tuple[list[dict], list[dict]]:
     return results, ceiling
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def read_distractor_texts(paths: Sequence[str | os.PathLike], lang: str = "en") -> list[str]:
+    """The distractor sentences of ``paths``, in order, without repeats or blank lines.
+
+    Args:
+        paths: text files (one sentence per line) or Kaldi dirs (their ``text.<lang>``, or
+            their ``text`` when ``utt2lang`` says the speech is in ``lang``).
+        lang: the key language.
+
+    Returns:
+        The sentences (first occurrence kept, compared after lower-casing and collapsing
+        blanks).
+
+    Raises:
+        EvaluationError: a path that does not exist, or a dir without text in ``lang``.
+    """
+    out: dict[str, str] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            kdir = KaldiDir.read(p)
+            if lang in kdir.translations:
+                texts = list(kdir.translations[lang].values())
+            elif kdir.utt2lang and speech_language(kdir, p.name) == lang:
+                texts = list(kdir.text.values())
+            else:
+                raise EvaluationError(
+                    f"{p}: distractor dir has no text.{lang} and its speech is not {lang}"
+                )
+        elif p.is_file():
+            texts = p.read_text(encoding="utf-8").splitlines()
+        else:
+            raise EvaluationError(f"{p}: distractor file or dir not found")
+        for t in texts:
+            if t.strip():
+                out.setdefault(_norm(t), " ".join(t.split()))
+    return list(out.values())
+
+
+def xtreme_s_rows(
+    sets: Sequence[TestSet],
+    distractors: np.ndarray,
+    *,
+    key_lang: str = "en",
+) -> tuple[list[dict], list[dict]]:
+    """Rows of the XTREME-S protocol (see the module docstring) and their teacher ceiling.
+
+    Args:
+        sets: the loaded test sets; their ``text:<key_lang>`` views make the key pool.
+        distractors: teacher embeddings ``[M, D]`` of the distractor sentences.
+        key_lang: the language of the keys.
+
+    Returns:
+        ``(results, ceiling)``: one row per set whose speech is not in ``key_lang``, with
+        ``"set"``, ``"protocol": "xtreme-s"`` and ``"n_distractors"``.
+
+    Raises:
+        EvaluationError: no set has ``text:<key_lang>`` texts.
+    """
+    key = f"text:{key_lang}"
+    ids: list[str] = []
+    sents: list[str] = []
+    rows: list[np.ndarray] = []
+    seen: set[str] = set()
+    for ts in sets:
+        view = ts.texts.get(key)
+        if view is None:
+            continue
+        for i, (u, s) in enumerate(zip(view.ids, view.sentence_ids, strict=True)):
+            if s not in seen:
+                seen.add(s)
+                ids.append(u)
+                sents.append(s)
+                rows.append(view.embeddings[i])
+    if not ids:
+        raise EvaluationError(f"XTREME-S: no evaluated set has {key} texts to use as keys")
+    pool = pad_pool(View(ids, sents, np.stack(rows)), distractors)
+    target = f"{key}+distractors"
+    extra = {"protocol": "xtreme-s", "n_distractors": int(distractors.shape[0])}
+    results: list[dict] = []
+    ceiling: list[dict] = []
+    for ts in sets:
+        if ts.lang == key_lang:
+            continue
+        q = f"speech:{ts.lang}"
+        for r in evaluate_retrieval_pairs({q: ts.speech}, {target: pool}, [(q, target)]):
+            results.append({"set": ts.name, **r, **extra})
+        tq = f"text:{ts.lang}"
+        if tq in ts.texts:
+            for r in evaluate_retrieval_pairs({tq: ts.texts[tq]}, {target: pool}, [(tq, target)]):
+                ceiling.append({"set": ts.name, **r, **extra})
+    return results, ceiling
+
+
 def evaluate_speech_retrieval(
     encoder: _Encoder,
     data_dirs: Sequence[str | os.PathLike],
@@ -184,6 +301,8 @@ def evaluate_speech_retrieval(
     cascade_beams: int = 1,
     cascade_batch_size: int = 8,
     cascade_sets: Sequence[str] | None = None,
+    distractors: Sequence[str | os.PathLike] | None = None,
+    key_lang: str = "en",
 ) -> Path:
     """Encode and score every dir of ``data_dirs``; write ``out_dir/retrieval.json`` and friends.
 
@@ -196,15 +315,24 @@ def evaluate_speech_retrieval(
         cascade_sets: names (or paths) of the data dirs the cascade is scored on; None = all.
             Decoding is slow (Whisper pads every clip to 30 s), so recipes limit it to the real
             speech.
+        distractors: text files or Kaldi dirs of distractor sentences: adds the XTREME-S rows
+            (see the module docstring and :func:`xtreme_s_rows`); needs ``teacher``.
+        key_lang: the language of the XTREME-S keys and distractors.
 
     Returns:
         The path of ``retrieval.json``.
 
     Raises:
-        EvaluationError: as :func:`load_test_set`; a cascade without a ``teacher`` to embed
-            its transcripts, or a teacher whose id is not ``teacher_id``.
+        EvaluationError: distractors without a ``teacher``, or unreadable (see
+            :func:`read_distractor_texts`); as :func:`load_test_set`; a cascade without a
+            ``teacher`` to embed its transcripts, or a teacher whose id is not ``teacher_id``.
         ModelError: an unknown cascade model or missing Whisper packages.
     """
+    distractor_texts: list[str] | None = None
+    if distractors is not None:
+        if teacher is None:
+            raise EvaluationError("distractors need the teacher to embed them")
+        distractor_texts = read_distractor_texts(distractors, key_lang)
     transcriber = None
     if cascade is not None:
         transcriber, teacher = _cascade_setup(
@@ -224,6 +352,26 @@ def evaluate_speech_retrieval(
         for d in data_dirs
     ]
     results, ceiling = score_test_sets(sets)
+    if distractor_texts is not None:
+        keys = _key_texts(data_dirs, key_lang)
+        kept = [t for t in distractor_texts if _norm(t) not in keys]
+        logger.info(
+            "XTREME-S: %d distractors (%d equal to a key left out)",
+            len(kept),
+            len(distractor_texts) - len(kept),
+        )
+        if isinstance(teacher, str):
+            from speechx.teachers import load_teacher
+
+            teacher = load_teacher(teacher)
+        emb = (
+            np.asarray(teacher.encode(kept), dtype=np.float32)
+            if kept
+            else np.zeros((0, sets[0].speech.embeddings.shape[1]), dtype=np.float32)
+        )
+        x_rows, x_ceiling = xtreme_s_rows(sets, emb, key_lang=key_lang)
+        results += x_rows
+        ceiling += x_ceiling
     peers: list[dict] = []
     if transcriber is not None:
         from speechx.evaluation.cascade import evaluate_cascade
@@ -244,6 +392,18 @@ def evaluate_speech_retrieval(
         ceiling=ceiling,
         peers=peers,
     )
+
+
+def _key_texts(data_dirs: Sequence[str | os.PathLike], lang: str) -> set[str]:
+    """Normalised ``lang`` texts of the test dirs (what a distractor must not repeat)."""
+    out: set[str] = set()
+    for d in data_dirs:
+        kdir = KaldiDir.read(d)
+        texts = kdir.translations.get(lang)
+        if texts is None and kdir.utt2lang and speech_language(kdir, Path(d).name) == lang:
+            texts = kdir.text
+        out.update(_norm(t) for t in (texts or {}).values())
+    return out
 
 
 def _cascade_setup(

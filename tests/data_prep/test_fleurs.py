@@ -276,6 +276,7 @@ def test_errors_and_check(tsv_corpus: Path, tmp_path: Path) -> None:
     assert any("'fr'" in p for p in problems)
     assert any("de_de" in p and "neither" in p for p in problems)  # de dev/test have no audio
     assert "not found" in check_fleurs(tmp_path / "nope")[0]
+    assert "--corpus-dir" in check_fleurs(None, ["nl"])[0]
 
 
 def test_cli(tsv_corpus: Path, tmp_path: Path, corpus_cli, capsys) -> None:

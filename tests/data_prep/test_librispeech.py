@@ -187,6 +187,8 @@ def test_errors_name_what_is_missing(corpus: Path, tmp_path: Path) -> None:
     problems = check_librispeech(corpus, subsets=["dev-clean", "dev-other"])
     assert problems == [f"{corpus / 'LibriSpeech' / 'dev-other'}: subset directory missing"]
     assert "not found" in check_librispeech(tmp_path / "nowhere")[0]
+    assert "--corpus-dir" in check_librispeech(None)[0]
+    assert "English only" in check_librispeech(corpus, speech_langs=["en", "nl"])[0]
 
 
 def test_read_speakers_skips_comments(tmp_path: Path) -> None:
