@@ -140,7 +140,10 @@ def corpus_root(corpus_dir: str | os.PathLike) -> Path:
     """
     root = Path(corpus_dir)
     if not root.is_dir():
-        raise FleursError(f"{root}: FLEURS corpus directory not found")
+        raise FleursError(
+            f"{root}: FLEURS corpus directory not found (expected config dirs such as "
+            f"{root}/nl_nl/ with train.tsv dev.tsv test.tsv and audio/, or hub copies)"
+        )
     if (root / "data").is_dir() and any(_CONFIG.match(p.name) for p in (root / "data").iterdir()):
         return root / "data"
     return root
