@@ -28,7 +28,8 @@ test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test 
 beam=1                     # CTC beam width for decoding (1 = greedy)
 lm=""                      # a KenLM n-gram file (needs pyctcdecode and kenlm); empty = none
 peer=whisper-base          # zero-shot Whisper decoder scored on the same sets; empty = none
-_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher test_sets beam lm peer"
+dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs and model; train nothing
+_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher test_sets beam lm peer dry_run"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -38,17 +39,34 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 [ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
 eval "$(speechx recipe-vars "$config")"
+# A bare "--dry-run" means "--dry-run true".
+opts=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--dry-run" ] && { [ $# -eq 1 ] || [[ "$2" == --* ]]; }; then opts+=(--dry-run true); shift; continue; fi
+  opts+=("$1"); shift
+done
+set -- "${opts[@]}"
 # shellcheck source=recipes/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 
 tag=${tag:-$(basename "$config" .yaml)}
 expdir=exp/${tag}
-mkdir -p "${expdir}/log"
 
 if [ -z "$test_sets" ]; then
   for l in $speech_langs; do test_sets+=" data/${corpus}_${l}_test"; done
   for l in $synth_langs; do test_sets+=" data/synth_${l}_test"; done
 fi
+
+if [ "$dry_run" = true ]; then
+  log "Dry run: checking ${config} (corpus ${corpus}${corpus_dir:+ in ${corpus_dir}}); nothing is prepared or trained"
+  rc=0
+  # shellcheck disable=SC2086
+  speechx check-recipe --kind asr --config "$config" --corpus "$corpus" --corpus-dir "$corpus_dir" \
+    --speech-langs $speech_langs --text-langs $text_langs --synth-langs $synth_langs \
+    --nproc "$nproc" --data-dirs $test_sets ${train_args:+--train-args $train_args} || rc=$?
+  exit "$rc"
+fi
+mkdir -p "${expdir}/log"
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 1 ]; then
   last=$((stop_stage < 3 ? stop_stage : 3))

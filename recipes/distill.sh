@@ -29,7 +29,9 @@ cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or 
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
 cascade=""                 # stage 6 peer: a Whisper (e.g. whisper-base) transcribes, the teacher embeds; empty = none
 cascade_sets=""            # sets the cascade is scored on; empty = the real-speech test sets (<corpus>_<lang>_test)
-_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade cascade_sets"
+prep_args=""               # extra options of `speechx prepare <corpus>`, e.g. "--nj 16 --audio-format source"
+dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs, model and teacher; train nothing
+_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -40,12 +42,18 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 [ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
 eval "$(speechx recipe-vars "$config")"
+# A bare "--dry-run" means "--dry-run true".
+opts=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--dry-run" ] && { [ $# -eq 1 ] || [[ "$2" == --* ]]; }; then opts+=(--dry-run true); shift; continue; fi
+  opts+=("$1"); shift
+done
+set -- "${opts[@]}"
 # shellcheck source=recipes/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 
 tag=${tag:-$(basename "$config" .yaml)}
 expdir=exp/${tag}
-mkdir -p "${expdir}/log"
 cache_opt=()
 [ -n "$cache_dir" ] && cache_opt=(--cache-dir "$cache_dir")
 
@@ -57,10 +65,21 @@ if [ -z "$test_sets" ]; then
   for l in $synth_langs; do test_sets+=" data/synth_${l}_test"; done
 fi
 
+if [ "$dry_run" = true ]; then
+  log "Dry run: checking ${config} (corpus ${corpus}${corpus_dir:+ in ${corpus_dir}}); nothing is prepared or trained"
+  rc=0
+  # shellcheck disable=SC2086
+  speechx check-recipe --kind distill --config "$config" --corpus "$corpus" --corpus-dir "$corpus_dir" \
+    --speech-langs $speech_langs --text-langs $text_langs --synth-langs $synth_langs \
+    --teacher "$teacher" --nproc "$nproc" --data-dirs $test_sets ${train_args:+--train-args $train_args} || rc=$?
+  exit "$rc"
+fi
+mkdir -p "${expdir}/log"
+
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "Stage 1: prepare ${corpus} (speech: ${speech_langs}; text: ${text_langs})"
   # The marker records the options, so a change of languages prepares the corpus again.
-  prep_opts="speech=${speech_langs} text=${text_langs} dir=${corpus_dir}"
+  prep_opts="speech=${speech_langs} text=${text_langs} dir=${corpus_dir}${prep_args:+ args=${prep_args}}"
   if [ -f "data/.${corpus}.done" ] && [ "$(cat "data/.${corpus}.done")" = "$prep_opts" ]; then
     log "  already prepared (remove data/.${corpus}.done to redo)"
   else
@@ -68,7 +87,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     [ -n "$corpus_dir" ] && corpus_opt=(--corpus-dir "$corpus_dir")
     # shellcheck disable=SC2086
     speechx prepare "$corpus" "${corpus_opt[@]}" --out-dir data \
-      --speech-langs $speech_langs --text-langs $text_langs 2>&1 | tee "${expdir}/log/prepare_${corpus}.log"
+      --speech-langs $speech_langs --text-langs $text_langs $prep_args 2>&1 | tee "${expdir}/log/prepare_${corpus}.log"
     echo "$prep_opts" > "data/.${corpus}.done"
   fi
 fi

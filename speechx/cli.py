@@ -46,6 +46,53 @@ def _verb(name: str, help_: str):
     return deco
 
 
+# ---------------------------------------------------------------------- recipe dry run
+@_verb("check-recipe", "a recipe's --dry-run: name every missing input, train nothing")
+def _check_recipe(args: argparse.Namespace) -> int:
+    import inspect
+
+    from speechx.recipe_check import RecipeInputs, check_recipe
+
+    inputs = RecipeInputs(
+        kind=args.kind,
+        config=args.config,
+        train_args=args.train_args,
+        corpus=args.corpus,
+        corpus_dir=args.corpus_dir,
+        speech_langs=args.speech_langs,
+        synth_langs=args.synth_langs,
+        teacher=args.teacher,
+        data_dirs=args.data_dirs,
+        nproc=args.nproc,
+    )
+    corpus_check = None
+    if args.corpus in CORPORA:  # the preparer's own check_<corpus>, when it has one
+        fn = getattr(importlib.import_module(CORPORA[args.corpus]), f"check_{args.corpus}", None)
+        if fn is not None:
+            params = inspect.signature(fn).parameters
+            kw = {
+                k: v
+                for k, v in (("speech_langs", args.speech_langs), ("text_langs", args.text_langs))
+                if k in params
+            }
+            corpus_check = lambda: fn(args.corpus_dir or None, **kw)  # noqa: E731
+    report = check_recipe(inputs, corpus_check)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def _add_check_recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", choices=["distill", "asr"], default="distill")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--train-args", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--corpus", default="")
+    p.add_argument("--corpus-dir", default="")
+    for name in ("speech-langs", "text-langs", "synth-langs", "data-dirs"):
+        p.add_argument(f"--{name}", nargs="*", default=[])
+    p.add_argument("--teacher", default="")
+    p.add_argument("--nproc", type=int, default=1)
+
+
 # ---------------------------------------------------------------------------------- data
 @_verb("prepare", "prepare a corpus into Kaldi data dirs (speechx prepare <corpus> --help)")
 def _prepare(args: argparse.Namespace) -> int | None:
@@ -868,6 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score_args(sub)
     _add_asr_args(sub)
     _add_codeswitch_args(sub)
+    _add_check_recipe_args(sub["check-recipe"])
     return parser
 
 
