@@ -340,8 +340,9 @@ def codeswitch_retrieval(
             (speech view, and text views ``text:<lang>`` of one row per sentence; the
             ``text:<pair>`` view, if present, is the teacher embedding the mixed transcript).
         utt2pair: utterance id -> pair, for the rows of each pair.
-        mono_sets: ``TestSet`` s of monolingual speech (no text views needed); each is compared
-            on the sentences it shares with the code-switched queries (via ``utt2sent``).
+        mono_sets: ``TestSet`` s of monolingual speech (no text views needed); each one spoken
+            in the matrix or the embedded language of a pair is compared on the sentences it
+            shares with that pair's code-switched queries (via ``utt2sent``); others are skipped.
         targets: target languages (default: the pair's matrix and embedded language and ``en``).
 
     Returns:
@@ -392,6 +393,8 @@ def codeswitch_retrieval(
         mono_rows: list[dict[str, Any]] = []
         drop_rows: list[dict[str, Any]] = []
         for mono in mono_sets:
+            if mono.lang not in pair.split("-"):
+                continue  # only speech in one of the pair's own languages is the comparison
             shared = set(mono.speech.sentence_ids) & set(query.sentence_ids)
             if not shared:
                 logger.warning(

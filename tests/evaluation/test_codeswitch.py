@@ -160,6 +160,8 @@ def test_missing_and_extra_hypotheses(tmp_path: Path) -> None:
 def test_evaluate_codeswitch_writes_json_and_summary(tmp_path: Path) -> None:
     d = make_cs_dir(tmp_path / "data")
     nl = make_mono_dir(tmp_path / "data", "nl", 2, "synth_nl_test")
+    # German speech of the same sentences is not a comparison for the nl-en pair
+    de = make_mono_dir(tmp_path / "data", "de", 2, "synth_de_test")
     out = tmp_path / "results"
     (out).mkdir()
     (out / "summary.md").write_text("# demo\n\nother sections stay\n")
@@ -169,7 +171,7 @@ def test_evaluate_codeswitch_writes_json_and_summary(tmp_path: Path) -> None:
         hyps={d.name: HYPS},
         encoder=FakeEncoder(),
         teacher=FakeTeacher(),
-        mono_dirs=[nl],
+        mono_dirs=[nl, de],
         cache_dir=tmp_path / "cache",
         model_name="exp/x/model",
         asr_name="given",
@@ -193,6 +195,7 @@ def test_evaluate_codeswitch_writes_json_and_summary(tmp_path: Path) -> None:
     drop = {r["target"]: r for r in row["retrieval_drop"]}
     assert drop["text:en"]["recall@1_drop"] == pytest.approx(1 / 3)
     assert drop["text:en"]["n_sentences"] == 3 and drop["text:en"]["mono_set"] == nl.name
+    assert {r["mono_set"] for r in row["retrieval_drop"]} == {nl.name}
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# demo") and "other sections stay" in summary
     for heading in ("## Code-switching", "### Per language", "### Switch points",
