@@ -1,11 +1,4 @@
 #!/usr/bin/env bash
-# Puts the repository's venv and package on PATH for this recipe.
-_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [ -x "${_root}/.venv/bin/speechx" ]; then
-  export PATH="${_root}/.venv/bin:${PATH}"
-fi
-export PYTHONPATH="${_root}${PYTHONPATH:+:${PYTHONPATH}}"
-export PYTHONUNBUFFERED=1
-# Offline by design: nothing is fetched from a model hub at run time.
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-unset _root
+# The recipe's environment (Kaldi convention): the repository's venv and package on PATH.
+# shellcheck source=recipes/path.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../recipes/path.sh"
