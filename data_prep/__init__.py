@@ -18,13 +18,13 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from speechx.audio import audio_info
-from speechx.data.kaldi import atomic_write_text
+from speechx.data.kaldi import KaldiDir, atomic_write_text
 from speechx.errors import AudioError, SpeechxError
 
 #: corpus name -> (module, function); resolved lazily by :func:`get_preparer`.
@@ -106,6 +106,20 @@ class PrepReport:
         d.pop("elapsed")
         atomic_write_text(p, json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return p
+
+    def add_dir(self, name: str, split: str, n: int) -> None:
+        """Record a written Kaldi dir ``name`` of ``n`` utterances that belongs to ``split``."""
+        self.dirs[name] = n
+        self.splits[split] = self.splits.get(split, 0) + n
+
+    def set_coverage(self, kdirs: Iterable[KaldiDir], langs: Iterable[str]) -> None:
+        """Set ``coverage[lang]``, for each of ``langs``, to the fraction of the ``used``
+        utterances that have a ``text.<lang>`` entry in one of ``kdirs`` (0.0 when none
+        was used)."""
+        kdirs = list(kdirs)
+        for lang in langs:
+            have = sum(len(kd.translations.get(lang, {})) for kd in kdirs)
+            self.coverage[lang] = have / self.used if self.used else 0.0
 
     def finish(
         self, started: float, *, json_path: str | Path | None = None, verbose: bool = False
@@ -237,6 +251,36 @@ def prep_parser(module: str, description: str) -> argparse.ArgumentParser:
     return ap
 
 
+def add_duration_args(
+    ap: argparse.ArgumentParser, *, max_duration: float, min_duration: float = 0.0
+) -> None:
+    """Add ``--min-duration`` and ``--max-duration`` (seconds, floats) with these defaults."""
+    ap.add_argument(
+        "--min-duration",
+        type=float,
+        default=min_duration,
+        help=f"seconds (default: {min_duration:g})",
+    )
+    ap.add_argument(
+        "--max-duration",
+        type=float,
+        default=max_duration,
+        help=f"seconds (default: {max_duration:g})",
+    )
+
+
+def preparer_kwargs(args: argparse.Namespace, *, drop: Sequence[str] = ()) -> dict[str, Any]:
+    """The parsed options as keyword arguments of a ``prepare_<corpus>`` function.
+
+    Every option's ``dest`` must be the name of a parameter of the preparer (``--corpus-dir``
+    -> ``corpus_dir``); options that are not, such as ``--check``, are named in ``drop``.
+
+    Returns:
+        A new dict ``dest -> value`` without the ``drop`` keys.
+    """
+    return {k: v for k, v in vars(args).items() if k not in drop}
+
+
 def run_preparer(prepare: Callable[[], PrepReport], *, report_json: str | None = None) -> int:
     """The end of every ``python -m data_prep.<corpus>``: run, print, give an exit code.
 
@@ -276,10 +320,12 @@ __all__ = [
     "CorpusWarning",
     "PrepReport",
     "SkipLog",
+    "add_duration_args",
     "existing_duration",
     "get_preparer",
     "parse_list",
     "prep_parser",
+    "preparer_kwargs",
     "ratios_arg",
     "run_preparer",
     "safe_id",

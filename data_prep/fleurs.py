@@ -73,9 +73,11 @@ import soundfile as sf
 from data_prep import (
     PrepReport,
     SkipLog,
+    add_duration_args,
     existing_duration,
     parse_list,
     prep_parser,
+    preparer_kwargs,
     run_preparer,
     safe_id,
 )
@@ -610,16 +612,12 @@ def prepare_fleurs(
         g = sorted(genders.get(name, {}).items())
         if g:
             write_mapping(out / name / "spk2gender", g)
-        report.dirs[name] = len(kd)
-        split = name.rsplit("_", 1)[1]
-        report.splits[split] = report.splits.get(split, 0) + len(kd)
+        report.add_dir(name, name.rsplit("_", 1)[1], len(kd))
     if not report.used:
         raise FleursError(f"{root}: no usable utterance for {', '.join(speech.values())}")
     report.n_sentences = len(sentences)
     report.hours = seconds / 3600.0
-    for tl in text:
-        have = sum(len(kd.translations.get(tl, {})) for kd in kdirs.values())
-        report.coverage[tl] = have / report.used
+    report.set_coverage(kdirs.values(), text)
     report.extra["configs"] = {"speech": speech, "text": text}
     report.extra["wav_decoded"] = written
     log.write(out / SKIPPED_TSV)
@@ -654,23 +652,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="drop",
         help="drop utterances whose sentence is in a later split of another language (default)",
     )
-    ap.add_argument("--min-duration", type=float, default=0.0, help="seconds (default: 0)")
-    ap.add_argument("--max-duration", type=float, default=40.0, help="seconds (default: 40)")
+    add_duration_args(ap, max_duration=40.0)
     ap.add_argument("--nj", type=int, default=4, help="threads reading audio headers (default 4)")
     args = ap.parse_args(argv)
-    return run_preparer(
-        lambda: prepare_fleurs(
-            args.corpus_dir,
-            args.out_dir,
-            speech_langs=args.speech_langs,
-            text_langs=args.text_langs,
-            transcript=args.transcript,
-            leak_policy=args.leak_policy,
-            min_duration=args.min_duration,
-            max_duration=args.max_duration,
-            nj=args.nj,
-        )
-    )
+    return run_preparer(lambda: prepare_fleurs(**preparer_kwargs(args)))
 
 
 if __name__ == "__main__":

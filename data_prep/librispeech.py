@@ -52,7 +52,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep import PrepReport, SkipLog, parse_list, prep_parser, run_preparer
+from data_prep import (
+    PrepReport,
+    SkipLog,
+    add_duration_args,
+    parse_list,
+    prep_parser,
+    preparer_kwargs,
+    run_preparer,
+)
 from speechx.audio import audio_info
 from speechx.data.kaldi import KaldiDir, write_mapping
 from speechx.errors import AudioError, SpeechxError
@@ -339,9 +347,7 @@ def prepare_librispeech(
             write_mapping(out / name / "spk2gender", spk2gender)
         elif (out / name / "spk2gender").exists():
             (out / name / "spk2gender").unlink()
-        report.dirs[name] = len(kd)
-        split = name.removeprefix(f"librispeech_{LANG}_")
-        report.splits[split] = report.splits.get(split, 0) + len(kd)
+        report.add_dir(name, name.removeprefix(f"librispeech_{LANG}_"), len(kd))
     if not report.used:
         raise LibriSpeechError(f"{root}: no usable utterance in {', '.join(s for s, _ in plan)}")
     report.hours = seconds / 3600.0
@@ -386,26 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="subsets written as dirs of their own, e.g. test-other -> librispeech_en_test_other",
     )
     ap.add_argument("--keep-case", action="store_true", help="keep the published upper case")
-    ap.add_argument("--min-duration", type=float, default=0.0, help="seconds (default: 0)")
-    ap.add_argument("--max-duration", type=float, default=35.0, help="seconds (default: 35)")
+    add_duration_args(ap, max_duration=35.0)
     ap.add_argument("--nj", type=int, default=4, help="threads reading FLAC headers (default 4)")
     args = ap.parse_args(argv)
-    return run_preparer(
-        lambda: prepare_librispeech(
-            args.corpus_dir,
-            args.out_dir,
-            speech_langs=args.speech_langs,
-            text_langs=args.text_langs,
-            train_subsets=args.train_subsets,
-            dev_subsets=args.dev_subsets,
-            test_subsets=args.test_subsets,
-            extra_sets=args.extra_sets,
-            keep_case=args.keep_case,
-            min_duration=args.min_duration,
-            max_duration=args.max_duration,
-            nj=args.nj,
-        )
-    )
+    return run_preparer(lambda: prepare_librispeech(**preparer_kwargs(args)))
 
 
 if __name__ == "__main__":
