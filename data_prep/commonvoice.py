@@ -48,7 +48,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +59,7 @@ from data_prep import (
     existing_duration,
     parse_list,
     prep_parser,
+    preparer_kwargs,
     run_preparer,
     safe_id,
 )
@@ -508,12 +509,10 @@ def write_dirs(
     for (loc, split), kd in sorted(kdirs.items()):
         name = f"{corpus}_{loc}_{split}"
         kd.write(out / name)
-        report.dirs[name] = len(kd)
-        report.splits[split] = report.splits.get(split, 0) + len(kd)
-    langs = sorted({lang for kd in kdirs.values() for lang in kd.translations})
-    for lang in langs:
-        have = sum(len(kd.translations.get(lang, {})) for kd in kdirs.values())
-        report.coverage[lang] = have / report.used if report.used else 0.0
+        report.add_dir(name, split, len(kd))
+    report.set_coverage(
+        kdirs.values(), sorted({lang for kd in kdirs.values() for lang in kd.translations})
+    )
     report.hours = seconds / 3600.0
     report.extra["audio_format"] = audio_format
     if audio_format == "wav":
@@ -729,6 +728,10 @@ def add_common_args(ap, *, corpus_help: str) -> None:
     )
 
 
+#: Options of :func:`add_common_args` that are not arguments of the preparers.
+NOT_KWARGS: tuple[str, ...] = ("check",)
+
+
 def run_check(problems: list[str], what: str) -> int:
     """Print the problems of a ``--check`` (or that ``what`` is ready); 1 if any."""
     for p in problems:
@@ -773,19 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.corpus_dir is None:
         ap.error("--corpus-dir is required (the Common Voice release directory)")
-    prepare: Callable[[], PrepReport] = lambda: prepare_commonvoice(  # noqa: E731
-        args.corpus_dir,
-        args.out_dir,
-        speech_langs=args.speech_langs,
-        text_langs=args.text_langs,
-        splits=args.splits,
-        train_source=args.train_source,
-        audio_format=args.audio_format,
-        audio_dir=args.audio_dir,
-        nj=args.nj,
-        overwrite_audio=args.overwrite_audio,
-    )
-    return run_preparer(prepare)
+    return run_preparer(lambda: prepare_commonvoice(**preparer_kwargs(args, drop=NOT_KWARGS)))
 
 
 if __name__ == "__main__":

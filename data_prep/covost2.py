@@ -38,8 +38,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep import PrepReport, SkipLog, parse_list, prep_parser, run_preparer, safe_id
+from data_prep import (
+    PrepReport,
+    SkipLog,
+    parse_list,
+    prep_parser,
+    preparer_kwargs,
+    run_preparer,
+    safe_id,
+)
 from data_prep.commonvoice import (
+    NOT_KWARGS,
     REQUIRED_COLUMNS,
     CommonVoiceError,
     Utterance,
@@ -452,19 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.corpus_dir is None:
         ap.error("--corpus-dir is required (the Common Voice release with the source clips)")
-    return run_preparer(
-        lambda: prepare_covost2(
-            args.corpus_dir,
-            args.out_dir,
-            speech_langs=args.speech_langs,
-            text_langs=args.text_langs,
-            covost_dir=args.covost_dir,
-            audio_format=args.audio_format,
-            audio_dir=args.audio_dir,
-            nj=args.nj,
-            overwrite_audio=args.overwrite_audio,
-        )
-    )
+    return run_preparer(lambda: prepare_covost2(**preparer_kwargs(args, drop=NOT_KWARGS)))
 
 
 if __name__ == "__main__":
