@@ -121,6 +121,25 @@ class PrepReport:
             have = sum(len(kd.translations.get(lang, {})) for kd in kdirs)
             self.coverage[lang] = have / self.used if self.used else 0.0
 
+    def write_dir(self, path: str | Path, kd: KaldiDir, split: str) -> bool:
+        """Write ``kd`` to ``path`` and record it under ``split`` (see :meth:`add_dir`).
+
+        An empty ``kd`` is not written: its name goes into ``extra["empty_dirs"]``.
+
+        Returns:
+            Whether the dir was written.
+
+        Raises:
+            DataDirError: ``kd`` is inconsistent (from :meth:`KaldiDir.write`).
+        """
+        p = Path(path)
+        if not len(kd):
+            self.extra.setdefault("empty_dirs", []).append(p.name)
+            return False
+        kd.write(p)
+        self.add_dir(p.name, split, len(kd))
+        return True
+
     def finish(
         self, started: float, *, json_path: str | Path | None = None, verbose: bool = False
     ) -> PrepReport:
@@ -175,6 +194,26 @@ class SkipLog:
                 stacklevel=3,
             )
         self._warned[reason] += 1
+
+    def skip_duration(
+        self,
+        utt: str,
+        where: str | os.PathLike,
+        dur: float,
+        min_duration: float,
+        max_duration: float,
+    ) -> bool:
+        """Skip ``utt`` as ``too_short`` or ``too_long`` when ``dur`` (seconds, of the audio at
+        ``where``) is outside ``[min_duration, max_duration]``.
+
+        Returns:
+            Whether it was skipped.
+        """
+        if not (dur < min_duration or dur > max_duration):
+            return False
+        why = "too_short" if dur < min_duration else "too_long"
+        self.skip(utt, why, f"{where}: {dur:.2f} s")
+        return True
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write ``utt<TAB>reason<TAB>detail`` lines (with a header); returns the path."""

@@ -507,9 +507,7 @@ def write_dirs(
         seconds += dur
         written += new
     for (loc, split), kd in sorted(kdirs.items()):
-        name = f"{corpus}_{loc}_{split}"
-        kd.write(out / name)
-        report.add_dir(name, split, len(kd))
+        report.write_dir(out / f"{corpus}_{loc}_{split}", kd, split)
     report.set_coverage(
         kdirs.values(), sorted({lang for kd in kdirs.values() for lang in kd.translations})
     )

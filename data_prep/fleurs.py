@@ -584,9 +584,7 @@ def prepare_fleurs(
                     if dur is None:
                         log.skip(utt, "unreadable_audio", f"{path}: no readable audio")
                         continue
-                    if dur < min_duration or dur > max_duration:
-                        why = "too_short" if dur < min_duration else "too_long"
-                        log.skip(utt, why, f"{path}: {dur:.2f} s")
+                    if log.skip_duration(utt, path, dur, min_duration, max_duration):
                         continue
                     kd.wav_scp[utt] = str(path.resolve())
                     kd.text[utt] = t
@@ -605,14 +603,11 @@ def prepare_fleurs(
                     seconds += dur
 
     for name, kd in sorted(kdirs.items()):
-        if not len(kd):
-            report.extra.setdefault("empty_dirs", []).append(name)
+        if not report.write_dir(out / name, kd, name.rsplit("_", 1)[1]):
             continue
-        kd.write(out / name)
         g = sorted(genders.get(name, {}).items())
         if g:
             write_mapping(out / name / "spk2gender", g)
-        report.add_dir(name, name.rsplit("_", 1)[1], len(kd))
     if not report.used:
         raise FleursError(f"{root}: no usable utterance for {', '.join(speech.values())}")
     report.n_sentences = len(sentences)

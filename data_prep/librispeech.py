@@ -322,9 +322,7 @@ def prepare_librispeech(
                 if dur is None:
                     log.skip(row.utt, reason, f"{row.flac}: {reason.replace('_', ' ')}")
                     continue
-                if dur < min_duration or dur > max_duration:
-                    why = "too_short" if dur < min_duration else "too_long"
-                    log.skip(row.utt, why, f"{row.flac}: {dur:.2f} s")
+                if log.skip_duration(row.utt, row.flac, dur, min_duration, max_duration):
                     continue
                 kd.wav_scp[row.utt] = str(row.flac.resolve())
                 kd.text[row.utt] = text
@@ -338,16 +336,13 @@ def prepare_librispeech(
                 seconds += dur
 
     for name, kd in sorted(kdirs.items()):
-        if not len(kd):
-            report.extra.setdefault("empty_dirs", []).append(name)
+        if not report.write_dir(out / name, kd, name.removeprefix(f"librispeech_{LANG}_")):
             continue
-        kd.write(out / name)
         spk2gender = sorted((s, genders[s]) for s in kd.spk2utt if s in genders)
         if spk2gender:
             write_mapping(out / name / "spk2gender", spk2gender)
         elif (out / name / "spk2gender").exists():
             (out / name / "spk2gender").unlink()
-        report.add_dir(name, name.removeprefix(f"librispeech_{LANG}_"), len(kd))
     if not report.used:
         raise LibriSpeechError(f"{root}: no usable utterance in {', '.join(s for s, _ in plan)}")
     report.hours = seconds / 3600.0

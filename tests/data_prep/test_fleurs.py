@@ -291,3 +291,17 @@ def test_cli(tsv_corpus: Path, tmp_path: Path, corpus_cli, capsys) -> None:
     assert np.isclose(
         json.loads((out / "local" / "fleurs_prep.json").read_text())["coverage"]["en"], 1.0
     )
+
+
+def test_duration_limits_skip_and_empty_dirs_are_listed(tsv_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    report, warned = _prepare(tsv_corpus, out, speech_langs=["nl"], max_duration=0.35)
+    assert report.skipped["too_long"] >= 1
+    assert any("fleurs-nl-1-102" in w and "0.40 s" in w for w in warned)  # the 0.4 s file
+    assert "fleurs-nl-1-102" not in KaldiDir.read(out / "fleurs_nl_train").utt_ids
+    assert sum(report.splits.values()) == sum(report.dirs.values()) == report.used
+    report, _ = _prepare(tsv_corpus, tmp_path / "d2", speech_langs=["nl"], min_duration=0.35)
+    assert report.skipped["too_short"] == 3 and "too_long" not in report.skipped
+    assert report.dirs == {"fleurs_nl_train": 2} and report.splits == {"train": 2}
+    assert report.extra["empty_dirs"] == ["fleurs_nl_dev", "fleurs_nl_test"]
+    assert not (tmp_path / "d2" / "fleurs_nl_dev").exists()
