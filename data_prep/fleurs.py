@@ -81,9 +81,9 @@ from data_prep import (
     run_preparer,
     safe_id,
 )
-from speechx.audio import audio_info, load_audio, save_audio
+from speechx.audio import load_audio, save_audio
 from speechx.data.kaldi import KaldiDir, write_mapping
-from speechx.errors import AudioError, SpeechxError
+from speechx.errors import SpeechxError
 
 SAMPLE_RATE = 16000
 #: speechx split -> upstream names (TSV layout first, hub layouts second)
@@ -439,14 +439,6 @@ def _wav_of(
     return out, "", "", True
 
 
-def _duration(path: Path) -> float | None:
-    try:
-        info = audio_info(path)
-    except AudioError:
-        return None
-    return info.duration if info.num_samples > 0 else None
-
-
 # --------------------------------------------------------------------------- preparation
 def _text_table(rows: Sequence[FleursRow], field: str) -> dict[str, str]:
     """``{sentence id: most common transcript}`` over the rows of one language."""
@@ -574,7 +566,7 @@ def prepare_fleurs(
                     _extract(src.audio, {r.file_name for _, r, _ in keep}, audio_root)
                 wavs = [_wav_of(r, src, audio_root) for _, r, _ in keep]
                 written += sum(1 for w in wavs if w[3])
-                durs = pool.map(lambda w: _duration(w[0]) if w[0] else None, wavs)
+                durs = pool.map(lambda w: existing_duration(w[0]) if w[0] else None, wavs)
                 for (utt, r, t), (path, reason, detail, _), dur in zip(
                     keep, wavs, durs, strict=True
                 ):

@@ -56,14 +56,14 @@ from data_prep import (
     PrepReport,
     SkipLog,
     add_duration_args,
+    existing_duration,
     parse_list,
     prep_parser,
     preparer_kwargs,
     run_preparer,
 )
-from speechx.audio import audio_info
 from speechx.data.kaldi import KaldiDir, write_mapping
-from speechx.errors import AudioError, SpeechxError
+from speechx.errors import SpeechxError
 
 TRAIN_SUBSETS: tuple[str, ...] = ("train-clean-100", "train-clean-360", "train-other-500")
 DEV_SUBSETS: tuple[str, ...] = ("dev-clean",)
@@ -213,13 +213,8 @@ def _duration(path: Path) -> tuple[float | None, str]:
     """``(seconds, "")`` or ``(None, reason)`` from the FLAC header."""
     if not path.is_file():
         return None, "missing_audio"
-    try:
-        info = audio_info(path)
-    except AudioError:
-        return None, "unreadable_audio"
-    if info.num_samples == 0:
-        return None, "unreadable_audio"
-    return info.duration, ""
+    dur = existing_duration(path)
+    return (dur, "") if dur is not None else (None, "unreadable_audio")
 
 
 def prepare_librispeech(
