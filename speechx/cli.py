@@ -765,67 +765,25 @@ def _evaluate_codeswitch(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     if args.peer:
-        _codeswitch_peer(args, names, norm, lexicons, path)
+        from speechx.evaluation.codeswitch import add_whisper_peer
+
+        for r in add_whisper_peer(
+            args.data_dirs,
+            path,
+            args.peer,
+            decode_dir=(args.decode_dir or args.out_dir.parent / "decode") / f"peer-{args.peer}",
+            normalizer=norm,
+            lexicons=lexicons,
+            window=args.window,
+            split=args.split,
+            batch_size=args.asr_batch_size,
+        ):
+            print(
+                f"peer {r['system']} {r.get('set', '')} {r.get('pair')}: MER {r.get('mer')}, "
+                f"switch-point {r.get('switch_point_error')}"
+            )
     print(path)
     return 0
-
-
-def _codeswitch_peer(
-    args: argparse.Namespace,
-    names: list[str],
-    norm: Any,
-    lexicons: Any,
-    results_path: Path,
-) -> None:
-    """Transcribe the sets with a Whisper model (forced to each utterance's matrix language),
-    score them like the main system into ``<out-dir>/peer-<name>/``, and add their rows to
-    ``codeswitch.json`` as ``peers``."""
-    from speechx.data.kaldi import KaldiDir, atomic_write_text
-    from speechx.evaluation.cascade import build_transcriber, transcribe_cached, utterance_sources
-    from speechx.evaluation.codeswitch import evaluate_codeswitch
-
-    transcriber = build_transcriber(args.peer, batch_size=args.asr_batch_size)
-    decode_root = (args.decode_dir or args.out_dir.parent / "decode") / f"peer-{args.peer}"
-    hyps: dict[str, dict[str, str]] = {}
-    for d, name in zip(args.data_dirs, names, strict=True):
-        kdir = KaldiDir.read(d)
-        by_matrix: dict[str, list[str]] = {}
-        for u in kdir.utt_ids:
-            pair = kdir.utt2lang.get(u, "")
-            if "-" not in pair:
-                raise SpeechxError(
-                    f"{d / 'utt2lang'}: {u}: {pair!r} is not a <matrix>-<embedded> pair"
-                )
-            by_matrix.setdefault(pair.split("-")[0], []).append(u)
-        hyps[name] = {}
-        for lang, ids in sorted(by_matrix.items()):
-            texts, _ = transcribe_cached(
-                transcriber, utterance_sources(kdir, ids), ids, lang, decode_root / name / lang
-            )
-            hyps[name].update(zip(ids, texts, strict=True))
-    peer_dir = args.out_dir / f"peer-{args.peer}"
-    peer_path = evaluate_codeswitch(
-        args.data_dirs,
-        peer_dir,
-        hyps=hyps,
-        normalizer=norm,
-        lexicons=lexicons,
-        window=args.window,
-        split=args.split,
-        asr_name=f"whisper:{args.peer} (zero-shot, matrix language forced)",
-    )
-    main = json.loads(Path(results_path).read_text("utf-8"))
-    rows = json.loads(Path(peer_path).read_text("utf-8")).get("results", [])
-    system = f"whisper:{args.peer}"
-    main["peers"] = [r for r in main.get("peers", []) if r.get("system") != system] + [
-        {"system": system, **r} for r in rows
-    ]
-    atomic_write_text(Path(results_path), json.dumps(main, indent=2, ensure_ascii=False) + "\n")
-    for r in rows:
-        print(
-            f"peer {system} {r.get('set', '')} {r.get('pair')}: MER {r.get('mer')}, "
-            f"switch-point {r.get('switch_point_error')}"
-        )
 
 
 def _add_codeswitch_args(sub: dict[str, argparse.ArgumentParser]) -> None:

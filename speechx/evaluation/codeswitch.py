@@ -608,6 +608,75 @@ def evaluate_codeswitch(
     return path
 
 
+def add_whisper_peer(
+    data_dirs: Sequence[str | os.PathLike],
+    results_path: str | os.PathLike,
+    model: str,
+    *,
+    decode_dir: str | os.PathLike,
+    normalizer: TextNormalizer | None = None,
+    lexicons: Mapping[str, set[str]] | None = None,
+    window: int = 1,
+    split: str = "test",
+    batch_size: int = 8,
+) -> list[dict[str, Any]]:
+    """Score a zero-shot Whisper on the code-switched dirs as a peer of the main system.
+
+    Each utterance is transcribed with its pair's matrix language forced (transcripts cached
+    per set and language under ``decode_dir``, so a rerun decodes nothing), scored exactly like
+    the main system into ``<results dir>/peer-<model>/``, and the rows are added to the
+    ``codeswitch.json`` at ``results_path`` as ``peers`` (``"system": "whisper:<model>"``,
+    replacing that system's earlier rows).
+
+    Returns:
+        The peer rows.
+
+    Raises:
+        DataDirError: an utterance whose ``utt2lang`` is not a pair.
+        speechx.errors.ModelError, EvaluationError: as the Whisper transcriber.
+    """
+    from speechx.evaluation.cascade import (
+        build_transcriber,
+        transcribe_cached,
+        utterance_sources,
+    )
+
+    results_path = Path(results_path)
+    transcriber = build_transcriber(model, batch_size=batch_size)
+    hyps: dict[str, dict[str, str]] = {}
+    for d in data_dirs:
+        name = Path(d).name
+        kdir = KaldiDir.read(d)
+        by_matrix: dict[str, list[str]] = {}
+        for u in kdir.utt_ids:
+            matrix, _ = split_pair(kdir.utt2lang.get(u, ""), f"{Path(d) / 'utt2lang'}: {u}")
+            by_matrix.setdefault(matrix, []).append(u)
+        hyps[name] = {}
+        for lang, ids in sorted(by_matrix.items()):
+            texts, _ = transcribe_cached(
+                transcriber, utterance_sources(kdir, ids), ids, lang, Path(decode_dir) / name / lang
+            )
+            hyps[name].update(zip(ids, texts, strict=True))
+    system = f"whisper:{model}"
+    peer_path = evaluate_codeswitch(
+        data_dirs,
+        results_path.parent / f"peer-{model}",
+        hyps=hyps,
+        normalizer=normalizer,
+        lexicons=lexicons,
+        window=window,
+        split=split,
+        asr_name=f"{system} (zero-shot, matrix language forced)",
+    )
+    rows = [
+        {"system": system, **r} for r in json.loads(peer_path.read_text("utf-8")).get("results", [])
+    ]
+    doc = json.loads(results_path.read_text("utf-8"))
+    doc["peers"] = [r for r in doc.get("peers", []) if r.get("system") != system] + rows
+    atomic_write_text(results_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return rows
+
+
 def hypotheses_for_sets(
     path: str | os.PathLike, set_names: Sequence[str]
 ) -> dict[str, dict[str, str]]:
