@@ -375,7 +375,17 @@ def _index(args: argparse.Namespace) -> int:
             raise SpeechxError(f"{args.text_dir}: no {args.field} lines")
         ids = sorted(texts)
         emb = teacher.encode([texts[i] for i in ids])
-    index = EmbeddingIndex.build(emb, ids=ids, backend=args.backend, normalize=True)
+    index = EmbeddingIndex.build(
+        emb,
+        ids=ids,
+        backend=args.backend,
+        normalize=True,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+        hnsw_m=args.hnsw_m,
+        ef_construction=args.ef_construction,
+        ef_search=args.ef_search,
+    )
     index.save(args.out)
     print(f"{len(index)} rows -> {args.out} ({index!r})")
     return 0
@@ -520,8 +530,17 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     src.add_argument("--text-dir", type=Path, help="Kaldi dir whose texts are embedded")
     p.add_argument("--field", default="text", help="text or text.<lang> (with --text-dir)")
     p.add_argument(
-        "--backend", default="auto", choices=["auto", "exact", "faiss-flat", "faiss-ivf"]
+        "--backend",
+        default="auto",
+        choices=["auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw"],
+        help="exact/faiss-flat: exact search; faiss-ivf, faiss-hnsw: approximate, for large "
+        "corpora (see benchmarks/retrieval.py)",
     )
+    p.add_argument("--nlist", type=int, default=None, help="faiss-ivf cells (default ~4*sqrt(N))")
+    p.add_argument("--nprobe", type=int, default=16, help="faiss-ivf cells visited per query")
+    p.add_argument("--hnsw-m", type=int, default=32, help="faiss-hnsw links per node")
+    p.add_argument("--ef-construction", type=int, default=64, help="faiss-hnsw build effort")
+    p.add_argument("--ef-search", type=int, default=64, help="faiss-hnsw search effort")
     p.add_argument("--out", required=True, type=Path)
     p = sub["evaluate-retrieval"]
     p.add_argument("--model", required=True, type=Path)

@@ -14,7 +14,15 @@ Backends:
                 so memory stays bounded whatever N is. Ties are broken by the lower corpus index.
 ``faiss-flat``  ``faiss.IndexFlatIP``: the same exact scores, computed by FAISS.
 ``faiss-ivf``   ``faiss.IndexIVFFlat``: approximate (inverted lists, ``nprobe`` of ``nlist`` cells).
+                The k-means quantiser is trained on a random sample of at most
+                ``ivf_train_size`` rows (default ``64 * nlist``), so building over millions of
+                rows takes seconds rather than minutes; every row is then added.
+``faiss-hnsw``  ``faiss.IndexHNSWFlat`` with inner product: approximate (a graph with ``hnsw_m``
+                links per node, built with ``ef_construction``, searched with ``ef_search``).
+                No training; the fastest queries, the slowest build.
 ``auto``        ``exact`` below :data:`AUTO_FAISS_MIN_ROWS` rows, ``faiss-flat`` from there on.
+
+``benchmarks/retrieval.py`` compares them at 1M x 512 (queries/s, build time, memory, recall@10).
 
 Scores are inner products. With ``metric="cosine"`` (the default) the corpus must hold unit-length
 rows (pass ``normalize=True`` to have them normalised) and queries are always L2-normalised, so
@@ -37,9 +45,11 @@ import numpy as np
 
 from speechx.errors import RetrievalError
 
-BACKENDS = ("exact", "faiss-flat", "faiss-ivf", "auto")
+BACKENDS = ("exact", "faiss-flat", "faiss-ivf", "faiss-hnsw", "auto")
 METRICS = ("cosine", "ip")
 AUTO_FAISS_MIN_ROWS = 100_000
+#: IVF k-means is trained on at most this many rows per cell unless ``ivf_train_size`` is given.
+IVF_TRAIN_ROWS_PER_LIST = 64
 _FORMAT_VERSION = 1
 _NORM_TOLERANCE = 1e-3
 
@@ -53,6 +63,12 @@ class IndexConfig:
         metric: ``cosine`` (unit-length rows, scores are cosines) or ``ip`` (raw inner product).
         nlist: number of IVF cells (``faiss-ivf``); ``None`` picks about ``4 * sqrt(N)``.
         nprobe: IVF cells visited per query (``faiss-ivf``).
+        ivf_train_size: rows sampled to train the IVF k-means (``faiss-ivf``); ``None`` means
+            ``min(N, 64 * nlist)``.
+        hnsw_m: graph links per node (``faiss-hnsw``); more links, better recall, more memory.
+        ef_construction: candidate list size while building the graph (``faiss-hnsw``).
+        ef_search: candidate list size per query (``faiss-hnsw``); raised to ``top_k`` when
+            smaller.
         query_chunk: queries scored at once by the exact backend.
         corpus_chunk: corpus rows scored at once by the exact backend; the score block held in
             memory is at most ``query_chunk * corpus_chunk`` float32 values.
@@ -64,6 +80,10 @@ class IndexConfig:
     nprobe: int = 16
     query_chunk: int = 1024
     corpus_chunk: int = 16384
+    ivf_train_size: int | None = None
+    hnsw_m: int = 32
+    ef_construction: int = 64
+    ef_search: int = 64
 
 
 @dataclass
@@ -115,6 +135,10 @@ class EmbeddingIndex:
         nprobe: int = 16,
         query_chunk: int = 1024,
         corpus_chunk: int = 16384,
+        ivf_train_size: int | None = None,
+        hnsw_m: int = 32,
+        ef_construction: int = 64,
+        ef_search: int = 64,
         seed: int = 0,
     ) -> EmbeddingIndex:
         """Index the rows of ``embeddings`` (float32 ``[N, D]``).
@@ -126,9 +150,11 @@ class EmbeddingIndex:
             metric: ``cosine`` or ``ip``.
             normalize: L2-normalise the rows first (``cosine`` only); otherwise they must
                 already have unit length.
-            nlist, nprobe: IVF settings (``faiss-ivf`` only).
+            nlist, nprobe, ivf_train_size: IVF settings (``faiss-ivf`` only), see
+                :class:`IndexConfig`.
             query_chunk, corpus_chunk: memory bound of the exact backend.
-            seed: seed of the IVF k-means training.
+            hnsw_m, ef_construction, ef_search: HNSW settings (``faiss-hnsw`` only).
+            seed: seed of the IVF training sample and k-means.
 
         Returns:
             The index. The embeddings are copied, so later changes to the input do not leak in.
@@ -136,7 +162,9 @@ class EmbeddingIndex:
         Raises:
             RetrievalError: an unknown backend or metric, an empty corpus, a non-2-D array,
                 NaN/inf or (for cosine) non-unit rows (naming the first such row and its id),
-                wrong or duplicate ids, or bad chunk sizes.
+                wrong or duplicate ids, bad chunk sizes, or IVF/HNSW settings out of range
+                (``nlist`` not in ``[1, N]``, ``ivf_train_size < nlist``, a non-positive
+                ``nprobe``, ``hnsw_m``, ``ef_construction`` or ``ef_search``).
         """
         if backend not in BACKENDS:
             raise RetrievalError(f"unknown index backend {backend!r}; expected one of {BACKENDS}")
@@ -174,8 +202,18 @@ class EmbeddingIndex:
             nlist = nlist if nlist is not None else max(1, min(n // 39, int(4 * math.sqrt(n))))
             if not 1 <= nlist <= n:
                 raise RetrievalError(f"nlist must be in [1, {n}] for {n} rows, got {nlist}")
-        if nprobe < 1:
-            raise RetrievalError(f"nprobe must be positive, got {nprobe}")
+            if ivf_train_size is not None and not nlist <= ivf_train_size:
+                raise RetrievalError(
+                    f"ivf_train_size must be at least nlist={nlist}, got {ivf_train_size}"
+                )
+        for name, value in (
+            ("nprobe", nprobe),
+            ("hnsw_m", hnsw_m),
+            ("ef_construction", ef_construction),
+            ("ef_search", ef_search),
+        ):
+            if value < 1:
+                raise RetrievalError(f"{name} must be positive, got {value}")
         config = IndexConfig(
             backend=backend,
             metric=metric,
@@ -183,6 +221,10 @@ class EmbeddingIndex:
             nprobe=nprobe,
             query_chunk=query_chunk,
             corpus_chunk=corpus_chunk,
+            ivf_train_size=ivf_train_size if backend == "faiss-ivf" else None,
+            hnsw_m=hnsw_m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
         )
         if backend == "exact":
             return cls(config, id_list, dim, embeddings=emb)
@@ -206,7 +248,12 @@ class EmbeddingIndex:
 
     # ---------------------------------------------------------------- search
     def search(
-        self, queries: np.ndarray, top_k: int = 10, *, nprobe: int | None = None
+        self,
+        queries: np.ndarray,
+        top_k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
     ) -> SearchResult:
         """Return the ``top_k`` best corpus rows for each query, best first.
 
@@ -216,6 +263,8 @@ class EmbeddingIndex:
                 result has ``min(top_k, N)`` columns).
             nprobe: IVF cells to visit for this search (``faiss-ivf`` only); default
                 ``config.nprobe``.
+            ef_search: HNSW candidate list size for this search (``faiss-hnsw`` only); default
+                ``config.ef_search``; values below ``top_k`` are raised to ``top_k``.
 
         Returns:
             A :class:`SearchResult` with ``[Q, min(top_k, N)]`` arrays. The exact backend breaks
@@ -224,8 +273,8 @@ class EmbeddingIndex:
             hold fewer than ``k`` rows.
 
         Raises:
-            RetrievalError: ``top_k < 1``, a dimension mismatch, NaN/inf or all-zero (cosine)
-                query rows.
+            RetrievalError: ``top_k < 1``, a non-positive ``nprobe`` or ``ef_search``, a
+                dimension mismatch, NaN/inf or all-zero (cosine) query rows.
         """
         if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
             raise RetrievalError(f"top_k must be a positive integer, got {top_k!r}")
@@ -254,16 +303,27 @@ class EmbeddingIndex:
                 corpus_chunk=self.config.corpus_chunk,
             )
         else:
-            if self.config.backend == "faiss-ivf":
-                probe = self.config.nprobe if nprobe is None else nprobe
-                if probe < 1:
-                    raise RetrievalError(f"nprobe must be positive, got {probe}")
-                self._faiss.nprobe = probe
-            sc, idx = self._faiss.search(q, k)
+            sc, idx = self._faiss.search(q, k, params=self._search_params(k, nprobe, ef_search))
             idx = idx.astype(np.int64, copy=False)
             sc = sc.astype(np.float32, copy=False)
         ids = [[self.ids[j] if j >= 0 else "" for j in row] for row in idx.tolist()]
         return SearchResult(indices=idx, scores=sc, ids=ids)
+
+    def _search_params(self, k: int, nprobe: int | None, ef_search: int | None) -> Any:
+        """FAISS per-call search parameters (the index itself is never mutated by a search)."""
+        import faiss
+
+        if self.config.backend == "faiss-ivf":
+            probe = self.config.nprobe if nprobe is None else nprobe
+            if probe < 1:
+                raise RetrievalError(f"nprobe must be positive, got {probe}")
+            return faiss.SearchParametersIVF(nprobe=min(int(probe), self.config.nlist or 1))
+        if self.config.backend == "faiss-hnsw":
+            ef = self.config.ef_search if ef_search is None else ef_search
+            if ef < 1:
+                raise RetrievalError(f"ef_search must be positive, got {ef}")
+            return faiss.SearchParametersHNSW(efSearch=max(int(ef), k))
+        return None
 
     # ------------------------------------------------------------- save/load
     def save(self, directory: str | os.PathLike) -> Path:
@@ -430,11 +490,22 @@ def _build_faiss(emb: np.ndarray, config: IndexConfig, seed: int) -> Any:
     n, dim = emb.shape
     if config.backend == "faiss-flat":
         index = faiss.IndexFlatIP(dim)
+    elif config.backend == "faiss-hnsw":
+        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = config.ef_construction
+        index.hnsw.efSearch = config.ef_search
     else:
+        nlist = int(config.nlist or 1)
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, config.nlist, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        index.train(emb)
+        n_train = config.ivf_train_size or IVF_TRAIN_ROWS_PER_LIST * nlist
+        index.cp.max_points_per_centroid = max(1, -(-n_train // nlist))  # no re-sampling
+        if n_train < n:
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=n_train, replace=False))
+            index.train(emb[rows])
+        else:
+            index.train(emb)
         index.nprobe = config.nprobe
     index.add(emb)
     return index

@@ -133,7 +133,7 @@ def test_auto_backend_switches_to_faiss(monkeypatch: pytest.MonkeyPatch) -> None
     assert EmbeddingIndex.build(corpus).config.backend == "faiss-flat"
 
 
-@pytest.mark.parametrize("backend", ["exact", "faiss-flat", "faiss-ivf"])
+@pytest.mark.parametrize("backend", ["exact", "faiss-flat", "faiss-ivf", "faiss-hnsw"])
 def test_save_load_round_trip(tmp_path, backend: str) -> None:
     rng = np.random.default_rng(8)
     corpus, queries = _unit(rng, 300, 8), _unit(rng, 5, 8)
@@ -208,3 +208,111 @@ def test_build_copies_the_embeddings() -> None:
     index = EmbeddingIndex.build(x)
     x[:] = 0
     assert np.all(np.linalg.norm(index.embeddings, axis=1) > 0.99)
+
+
+def _clustered(
+    rng: np.random.Generator, n: int, d: int, clusters: int, spread: float = 0.3
+) -> np.ndarray:
+    centres = rng.standard_normal((clusters, d)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_hnsw_finds_the_exact_top1_on_clustered_data() -> None:
+    rng = np.random.default_rng(20)
+    corpus = _clustered(rng, 2000, 32, clusters=20)
+    noisy = corpus[rng.integers(0, 2000, 50)] + 0.05 * rng.standard_normal((50, 32))
+    queries = noisy.astype(np.float32)
+    exact = EmbeddingIndex.build(corpus, backend="exact").search(queries, 10)
+    hnsw = EmbeddingIndex.build(corpus, backend="faiss-hnsw", hnsw_m=16, ef_construction=40)
+    assert hnsw.config.backend == "faiss-hnsw" and hnsw.config.hnsw_m == 16
+    res = hnsw.search(queries, 10, ef_search=64)
+    np.testing.assert_array_equal(res.indices[:, 0], exact.indices[:, 0])
+    recall = (
+        np.mean([len(set(a) & set(b)) for a, b in zip(res.indices, exact.indices, strict=True)])
+        / 10
+    )
+    assert recall >= 0.95
+    np.testing.assert_allclose(res.scores[:, 0], exact.scores[:, 0], atol=1e-5)
+    # ef_search below top_k is raised to top_k, so every hit is a real row
+    small = hnsw.search(queries, 10, ef_search=1)
+    assert (small.indices >= 0).all() and all(len(set(r)) == 10 for r in small.ids)
+
+
+def test_hnsw_search_does_not_change_the_configured_ef_search() -> None:
+    corpus = _clustered(np.random.default_rng(21), 300, 8, clusters=5)
+    hnsw = EmbeddingIndex.build(corpus, backend="faiss-hnsw", ef_search=20)
+    hnsw.search(corpus[:3], 5, ef_search=200)
+    assert hnsw._faiss.hnsw.efSearch == 20 and hnsw.config.ef_search == 20
+
+
+def test_ivf_trains_on_a_sample_and_still_indexes_every_row() -> None:
+    rng = np.random.default_rng(22)
+    corpus = _clustered(rng, 3000, 16, clusters=30)
+    ivf = EmbeddingIndex.build(corpus, backend="faiss-ivf", nlist=10, nprobe=10, ivf_train_size=400)
+    assert ivf.config.ivf_train_size == 400 and len(ivf) == 3000
+    assert ivf._faiss.ntotal == 3000
+    exact = EmbeddingIndex.build(corpus, backend="exact").search(corpus[:20], 5)
+    np.testing.assert_array_equal(ivf.search(corpus[:20], 5).indices, exact.indices)
+    # the same seed gives the same quantiser; another seed another one
+    again = EmbeddingIndex.build(corpus, backend="faiss-ivf", nlist=10, ivf_train_size=400)
+    other = EmbeddingIndex.build(corpus, backend="faiss-ivf", nlist=10, ivf_train_size=400, seed=1)
+    c0, c1, c2 = (i._faiss.quantizer.reconstruct_n(0, 10) for i in (ivf, again, other))
+    np.testing.assert_array_equal(c0, c1)
+    assert not np.array_equal(c0, c2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "faiss-hnsw", "hnsw_m": 0}, "hnsw_m must be positive, got 0"),
+        ({"backend": "faiss-hnsw", "ef_construction": -1}, "ef_construction must be positive"),
+        ({"backend": "faiss-hnsw", "ef_search": 0}, "ef_search must be positive"),
+        ({"backend": "faiss-ivf", "nlist": 0}, r"nlist must be in \[1, 50\]"),
+        ({"backend": "faiss-ivf", "nlist": 8, "ivf_train_size": 4}, "at least nlist=8, got 4"),
+        ({"backend": "faiss-ivf", "nprobe": 0}, "nprobe must be positive"),
+    ],
+)
+def test_faiss_config_validation(kwargs: dict, message: str) -> None:
+    corpus = _unit(np.random.default_rng(23), 50, 4)
+    with pytest.raises(RetrievalError, match=message):
+        EmbeddingIndex.build(corpus, **kwargs)
+
+
+def test_search_time_settings_are_validated() -> None:
+    corpus = _unit(np.random.default_rng(24), 60, 4)
+    hnsw = EmbeddingIndex.build(corpus, backend="faiss-hnsw")
+    with pytest.raises(RetrievalError, match="ef_search must be positive, got 0"):
+        hnsw.search(corpus[:2], 3, ef_search=0)
+    ivf = EmbeddingIndex.build(corpus, backend="faiss-ivf", nlist=2)
+    with pytest.raises(RetrievalError, match="nprobe must be positive, got 0"):
+        ivf.search(corpus[:2], 3, nprobe=0)
+
+
+def test_index_written_before_hnsw_options_still_loads(tmp_path) -> None:
+    corpus = _unit(np.random.default_rng(25), 20, 4)
+    out = EmbeddingIndex.build(corpus, backend="faiss-flat").save(tmp_path / "old")
+    meta = json.loads((out / "index.json").read_text())
+    for key in ("ivf_train_size", "hnsw_m", "ef_construction", "ef_search"):
+        del meta["config"][key]
+    (out / "index.json").write_text(json.dumps(meta))
+    loaded = EmbeddingIndex.load(out)
+    assert loaded.config.backend == "faiss-flat" and loaded.config.hnsw_m == 32
+    assert loaded.search(corpus[:1], 1).indices[0, 0] == 0
+
+
+def test_cli_index_builds_an_hnsw_index_with_its_options(tmp_path) -> None:
+    from speechx.cli import main
+
+    emb = _clustered(np.random.default_rng(26), 200, 8, clusters=4)
+    src = tmp_path / "emb"
+    src.mkdir()
+    np.save(src / "embeddings.npy", emb * 3)  # the index verb normalises
+    (src / "ids.txt").write_text("".join(f"u{i:03d}\n" for i in range(200)))
+    out = tmp_path / "idx"
+    argv = ["index", "--embeddings", str(src), "--out", str(out), "--backend", "faiss-hnsw"]
+    assert main([*argv, "--hnsw-m", "8", "--ef-search", "40"]) == 0
+    index = EmbeddingIndex.load(out)
+    assert index.config.backend == "faiss-hnsw"
+    assert (index.config.hnsw_m, index.config.ef_search) == (8, 40)
+    assert index.search(emb[5], 1).ids[0][0] == "u005"
