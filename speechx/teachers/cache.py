@@ -57,7 +57,15 @@ class CachedTeacher:
     It has the teacher's interface (``name``, ``teacher_id``, ``dim``, ``languages``,
     ``encode``), so it can stand in anywhere a teacher is expected.  New embeddings are written
     in shards of ``shard_size`` texts as they are computed, so an interrupted run keeps what it
-    finished.  ``hits`` and ``misses`` count texts served from the cache and encoded.
+    finished.
+
+    Counters (cumulative over this object's life; reset them by assigning 0):
+
+    - ``hits``: requested texts not sent to the teacher (found in the cache, or a repeat of
+      a text earlier in the same call), so ``hits + misses`` is the number of texts asked for;
+    - ``misses``: distinct texts sent to the wrapped teacher;
+    - ``teacher_calls``: calls of the wrapped teacher's ``encode`` (one per chunk of at most
+      ``shard_size`` new texts), so a run whose every text is cached leaves it at 0.
 
     Example:
         >>> t = CachedTeacher(load_teacher(), "/tmp/cache")     # doctest: +SKIP
@@ -90,6 +98,7 @@ class CachedTeacher:
         self.max_shards = max_shards
         self.hits = 0
         self.misses = 0
+        self.teacher_calls = 0
         self._index: dict[bytes, np.ndarray] = {}
         self._seen: set[str] = set()
         try:
@@ -160,6 +169,7 @@ class CachedTeacher:
         pending = list(todo.items())
         for start in range(0, len(pending), self.shard_size):
             chunk = pending[start : start + self.shard_size]
+            self.teacher_calls += 1
             emb = self.teacher.encode(
                 [t for _, t in chunk], batch_size=batch_size, show_progress=show_progress
             )

