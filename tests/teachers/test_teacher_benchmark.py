@@ -9,7 +9,10 @@ bit-identical embeddings.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -156,3 +159,50 @@ def test_forward_flops_counts_every_matmul(bench: ModuleType) -> None:
     per_sentence = 40 + 12 + 12 + 9 + 12 + 12 + 16
     assert bench.forward_flops(backend, 10, 3) == 2.0 * (10 * per_token + 3 * per_sentence)
     assert bench.forward_flops(SimpleNamespace(), 10, 3) is None
+
+
+def test_concurrent_sharded_writers_lose_nothing(tmp_path: Path) -> None:
+    """Jobs of a sharded teacher stage share one cache dir and compact it while the others
+    write (three processes, overlapping texts, tiny shards, max_shards=2 so every call
+    compacts); a fresh reader must find every text, unchanged."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        import numpy as np
+        from speechx.teachers import CachedTeacher
+
+        class Fake:
+            name, teacher_id, dim, languages = "fake", "fake-v1", 4, None
+
+            def encode(self, texts, batch_size=64, show_progress=None):
+                return np.stack([vec(t) for t in texts])
+
+        def vec(t):
+            return np.full(4, len(t), np.float32)
+
+        job, cache_dir, start = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+        time.sleep(max(0.0, start - time.time()))  # all jobs write at the same time
+        cache = CachedTeacher(Fake(), cache_dir, shard_size=3, max_shards=2)
+        mine = [f"sentence {i} " + "x" * (i % 7) for i in range(job * 100, job * 100 + 200)]
+        for rep in range(25):
+            cache.encode(mine[rep * 8 : rep * 8 + 8] + mine[rep : rep + 2])
+        """
+    )
+    start = str(time.time() + 2.0)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(job), str(tmp_path), start])
+        for job in (0, 1, 2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+
+    class Refuses:
+        name, teacher_id, dim, languages = "fake", "fake-v1", 4, None
+
+        def encode(self, texts, batch_size=64, show_progress=None):
+            raise AssertionError(f"not cached: {texts[:3]}")
+
+    every = [f"sentence {i} " + "x" * (i % 7) for i in range(400)]
+    reader = CachedTeacher(Refuses(), tmp_path)
+    emb = reader.encode(every)
+    assert reader.teacher_calls == 0
+    np.testing.assert_array_equal(emb, np.array([[len(t)] * 4 for t in every], np.float32))
