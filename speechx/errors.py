@@ -41,3 +41,7 @@ class EvaluationError(SpeechxError, ValueError):
 
 class ModelError(SpeechxError, ValueError):
     """A model config, checkpoint or directory that cannot be used, or input a model cannot take."""
+
+
+class LongformError(SpeechxError, ValueError):
+    """Long-recording windowing settings that cannot work (window, hop, batch size)."""
