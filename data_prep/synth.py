@@ -17,8 +17,10 @@ Run ``python -m data_prep.synth --help``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -39,7 +41,7 @@ from tqdm import tqdm
 
 from data_prep import PrepReport, existing_duration, parse_list, prep_parser, run_preparer
 from speechx.audio import save_audio
-from speechx.data.kaldi import KaldiDir
+from speechx.data.kaldi import KaldiDir, atomic_write_text
 from speechx.data.splits import DEFAULT_SPLIT_NAMES
 from speechx.errors import SpeechxError
 
@@ -371,6 +373,157 @@ def run_jobs(
     return out
 
 
+# --------------------------------------------------------------------------- sharded jobs
+# With nj > 1 the clips are split Kaldi-style into nj pieces <audio_root>/split<nj>/<i>
+# (jobs.json: the piece's clips; results.tsv: what became of each), run as separate processes
+# through speechx.parallel (locally, or via a launcher such as recipes/utils/slurm.sh), and the
+# results are read back in piece order, which is job order: the output equals that of nj=1.
+
+_RESULTS = "results.tsv"
+
+
+def _job_record(job: _Job) -> dict:
+    v = job.voice
+    return {
+        "sent_id": job.sent_id,
+        "split": job.split,
+        "lang": job.lang,
+        "text": job.text,
+        "voice": [v.lang, v.espeak_voice, v.variant, v.speed, v.pitch],
+        "path": str(job.path),
+    }
+
+
+def _job_from_record(r: dict) -> _Job:
+    lang, espeak_voice, variant, speed, pitch = r["voice"]
+    voice = Voice(lang, espeak_voice, variant, int(speed), int(pitch))
+    return _Job(r["sent_id"], r["split"], r["lang"], r["text"], voice, Path(r["path"]))
+
+
+def _piece_results(piece: Path, spec: str) -> list[tuple[str, float | None]] | None:
+    """The results of a finished piece, or None when it must run (again).
+
+    A piece is finished when its ``results.tsv`` was written for exactly this ``jobs.json``
+    and every clip it made is still a readable file.
+    """
+    try:
+        lines = (piece / _RESULTS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    if not lines or lines[0] != f"# {hashlib.sha256(spec.encode()).hexdigest()}":
+        return None
+    jobs = json.loads(spec)["jobs"]
+    rows = [line.split("\t") for line in lines[1:]]
+    if len(rows) != len(jobs):
+        return None
+    out: list[tuple[str, float | None]] = []
+    for row, rec in zip(rows, jobs, strict=True):
+        status, dur = row[1], (float(row[2]) if row[2] else None)
+        if dur is not None and existing_duration(Path(rec["path"])) is None:
+            return None  # a clip lost since: run the piece again (it redoes only that clip)
+        out.append((status, dur))
+    return out
+
+
+def run_piece(piece: str | os.PathLike) -> int:
+    """Run one piece of a sharded synthesis (``python -m data_prep.synth --run-piece DIR``).
+
+    Reads ``DIR/jobs.json``, makes every clip not already on disk, and writes
+    ``DIR/results.tsv`` (one ``utt<TAB>status<TAB>duration`` line per job, after a header that
+    fingerprints ``jobs.json``) atomically.  A piece that is already finished returns at once.
+
+    Returns:
+        0.
+
+    Raises:
+        SynthError: ``jobs.json`` is missing or unreadable.
+    """
+    piece = Path(piece)
+    try:
+        spec = (piece / "jobs.json").read_text(encoding="utf-8")
+        conf = json.loads(spec)
+    except (OSError, ValueError) as exc:
+        raise SynthError(f"{piece / 'jobs.json'}: cannot read the piece's jobs: {exc}") from None
+    if _piece_results(piece, spec) is not None:
+        print(f"{piece}: already finished")
+        return 0
+    jobs = [_job_from_record(r) for r in conf["jobs"]]
+    rows = [f"# {hashlib.sha256(spec.encode()).hexdigest()}\n"]
+    counts: Counter = Counter()
+    for job in jobs:
+        status, dur = _run_job(job, conf["sample_rate"], conf["executable"])
+        counts[status] += 1
+        rows.append(f"{job.utt}\t{status}\t{'' if dur is None else repr(dur)}\n")
+    atomic_write_text(piece / _RESULTS, "".join(rows))
+    print(f"{piece}: {len(jobs)} clips: {dict(sorted(counts.items()))}")
+    return 0
+
+
+def run_pieces(
+    jobs: Sequence[_Job],
+    report: PrepReport,
+    work_dir: Path,
+    *,
+    nj: int,
+    sample_rate: int,
+    executable: str,
+    cmd: str | None = None,
+) -> JobResults[_Job]:
+    """Run ``jobs`` as ``nj`` processes (pieces ``work_dir/split<nj>/<i>``), then merge.
+
+    Finished pieces (see :func:`run_piece`) are not run again; if every piece is finished, no
+    process is started.
+
+    Returns:
+        The :class:`JobResults` in job order; a finished piece's clips count as ``reused``.
+
+    Raises:
+        SynthError: a piece failed (its log is named).
+    """
+    from speechx.parallel import JobError, run_jobs
+
+    root = work_dir / f"split{nj}"
+    bounds = [len(jobs) * i // nj for i in range(nj + 1)]
+    specs: list[str] = []
+    finished: list[list[tuple[str, float | None]] | None] = []
+    for i in range(nj):
+        piece = root / str(i + 1)
+        spec = json.dumps(
+            {
+                "sample_rate": sample_rate,
+                "executable": executable,
+                "jobs": [_job_record(j) for j in jobs[bounds[i] : bounds[i + 1]]],
+            },
+            ensure_ascii=False,
+            indent=0,
+        )
+        piece.mkdir(parents=True, exist_ok=True)
+        jobs_file = piece / "jobs.json"
+        if not jobs_file.is_file() or jobs_file.read_text(encoding="utf-8") != spec:
+            atomic_write_text(jobs_file, spec)
+        specs.append(spec)
+        finished.append(_piece_results(piece, spec))
+    if any(f is None for f in finished):
+        argv = [sys.executable, "-m", "data_prep.synth", "--run-piece", str(root / "JOB")]
+        try:
+            run_jobs(argv, nj, root / "log" / "synth.JOB.log", cmd=cmd)
+        except JobError as exc:
+            raise SynthError(f"synthesis job failed: {exc}") from None
+    out: JobResults[_Job] = JobResults()
+    for i in range(nj):
+        results = _piece_results(root / str(i + 1), specs[i])
+        if results is None:
+            raise SynthError(f"{root / str(i + 1)}: the piece ran but its results are incomplete")
+        for job, (status, dur) in zip(jobs[bounds[i] : bounds[i + 1]], results, strict=True):
+            if dur is None:
+                report.skip(status)
+                out.failed.append((job, status))
+            else:
+                out.statuses["reused" if finished[i] is not None else status] += 1
+                out.done.append((job, dur))
+    return out
+
+
 def prepare_synth(
     sentences: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike = "data",
@@ -387,6 +540,7 @@ def prepare_synth(
     executable: str = "espeak-ng",
     progress: bool | None = None,
     verbose: bool = False,
+    cmd: str | None = None,
 ) -> PrepReport:
     """Synthesise every sentence in every language and write ``synth_<lang>_<split>`` dirs.
 
@@ -395,7 +549,10 @@ def prepare_synth(
             named ``*_<split>`` with ``utt2sent``; the split is taken from it unchanged.
         out_dir: where the Kaldi dirs go.
         langs: languages to speak (each needs an espeak-ng voice and a text in the table).
-        nj: parallel espeak-ng jobs.
+        nj: parallel jobs.  1 runs here; N > 1 splits the clips into N pieces
+            ``<audio_dir>/split<N>/<i>`` run as separate processes (through ``cmd``) and merged
+            in order, so the output is byte-identical to ``nj=1``; a finished piece is not run
+            again.
         seed: picks the speaker of each (sentence, language).
         splits: which splits to synthesise.
         max_sentences: keep only the first N sentences (by id) of those splits.
@@ -407,6 +564,8 @@ def prepare_synth(
         executable: the espeak-ng program.
         progress: show a tqdm bar (default: when stderr is a terminal).
         verbose: print the summary.
+        cmd: launcher of the ``nj`` pieces, as in :func:`speechx.parallel.run_jobs`
+            (``recipes/utils/run.sh``, ``recipes/utils/slurm.sh ...``); default: subprocesses.
 
     Returns:
         A :class:`PrepReport`; ``extra`` has how many files were synthesised and reused;
@@ -447,15 +606,26 @@ def prepare_synth(
             path = (audio_root / lang / f"{voice.speaker}-{s.sent_id}.wav").resolve()
             jobs.append(_Job(s.sent_id, s.split, lang, text, voice, path))
 
-    ran = run_jobs(
-        lambda j: _run_job(j, sample_rate, exe),
-        jobs,
-        report,
-        nj=nj,
-        progress=progress,
-        desc="synth",
-        unit="clip",
-    )
+    if nj > 1 and jobs:
+        ran = run_pieces(
+            jobs,
+            report,
+            audio_root,
+            nj=min(nj, len(jobs)),
+            sample_rate=sample_rate,
+            executable=exe,
+            cmd=cmd,
+        )
+    else:
+        ran = run_jobs(
+            lambda j: _run_job(j, sample_rate, exe),
+            jobs,
+            report,
+            nj=1,
+            progress=progress,
+            desc="synth",
+            unit="clip",
+        )
     results, statuses = ran.done, ran.statuses
     if jobs and not results:
         raise SynthError(f"no clip could be synthesised ({dict(report.skipped)})")
@@ -513,7 +683,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--audio-dir", default=None, help="where the WAVs go (default: <out-dir>/../wav/synth)"
     )
     ap.add_argument("--langs", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_LANGS)}")
-    ap.add_argument("--nj", type=int, default=2, help="parallel espeak-ng jobs (default: 2)")
+    ap.add_argument(
+        "--nj",
+        type=int,
+        default=2,
+        help="parallel jobs: the clips are split into N pieces <audio-dir>/splitN/<i>, one "
+        "process each, merged in order (default: 2; 1 runs in this process)",
+    )
+    ap.add_argument(
+        "--cmd",
+        default=None,
+        help="launcher of the pieces, e.g. recipes/utils/run.sh or 'recipes/utils/slurm.sh "
+        "--mem 2G' (default: subprocesses here)",
+    )
+    ap.add_argument("--run-piece", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help="speaker choice seed (default: 0)")
     ap.add_argument(
         "--splits", nargs="+", default=None, help="splits to synthesise (default: all three)"
@@ -521,6 +704,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-sentences", type=int, default=None, help="first N sentences only")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.run_piece is not None:
+        try:
+            return run_piece(args.run_piece)
+        except SpeechxError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     source: str | list[str] = args.kaldi_dirs or args.sentences
     if source is None:
         source = str(Path(args.out_dir) / DEFAULT_SENTENCES)
@@ -535,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_sentences=args.max_sentences,
             audio_dir=args.audio_dir,
             progress=not args.no_progress,
+            cmd=args.cmd,
         )
     )
 
