@@ -18,7 +18,8 @@ set -euo pipefail
 stage=1
 stop_stage=100
 tag=codeswitch
-nj=2
+nj=2                            # parallel jobs of the monolingual synthesis (split<nj>)
+train_cmd=${train_cmd:-$(dirname "${BASH_SOURCE[0]}")/utils/run.sh}  # their launcher (cmd.sh)
 corpus=fillets
 corpus_dir=""                   # where the corpus is; empty = the corpus module's default
 speech_langs="nl"               # real speech prepared with the table (not used here)
@@ -33,7 +34,7 @@ asr_model=""                    # CTC dir; empty = <models_egs>/exp/<asr_config 
 teacher=use-multilingual
 beam=8
 peer=whisper-base               # zero-shot Whisper (matrix language forced) scored as a peer; empty = none
-_recipe_vars="stage stop_stage tag nj corpus corpus_dir speech_langs pairs splits methods models_egs encoder_config asr_config model asr_model teacher beam peer"
+_recipe_vars="stage stop_stage tag nj train_cmd corpus corpus_dir speech_langs pairs splits methods models_egs encoder_config asr_config model asr_model teacher beam peer"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -73,7 +74,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: monolingual espeak-ng speech of the ${splits} sentences in: ${langs}"
   # shellcheck disable=SC2086
   speechx prepare synth --sentences "data/local/${corpus}_sentences.tsv" --out-dir data \
-    --audio-dir data/audio/synth --langs $langs --splits $splits --nj "$nj" 2>&1 \
+    --audio-dir data/audio/synth --langs $langs --splits $splits --nj "$nj" --cmd "$train_cmd" 2>&1 \
     | tee "${expdir}/log/prepare_synth.log"
 fi
 

@@ -9,13 +9,18 @@
 #   Stage 4: teacher embeddings of transcripts and translations (cached by text)
 #   Stage 5: distill the speech encoder into the teacher space -> exp/<tag>/model
 #   Stage 6: encode the test sets, evaluate retrieval -> exp/<tag>/results
+# Stages 2, 4 and 6 (with encode_test=true) split their work into nj jobs, run through
+# $train_cmd / $decode_cmd (set in egs/<corpus>/cmd.sh; docs/parallel.md).
 set -euo pipefail
 
 stage=1
 stop_stage=100
 config=conf/demo.yaml      # YAML: a "recipe:" section for these stages, the rest is the DistillConfig
 tag=""                     # experiment tag; defaults to the config's file name
-nj=2                       # parallel jobs for data preparation
+nj=2                       # parallel jobs: synthesis, teacher embedding, encoding (Kaldi-style split<nj>)
+train_cmd=${train_cmd:-$(dirname "${BASH_SOURCE[0]}")/utils/run.sh}   # launcher of CPU jobs (cmd.sh)
+decode_cmd=${decode_cmd:-$(dirname "${BASH_SOURCE[0]}")/utils/run.sh} # launcher of encoding jobs (cmd.sh)
+encode_test=false          # stage 6 also writes exp/<tag>/embed/<set>/{ids.txt,embeddings.npy} (nj jobs)
 nproc=1                    # >1 trains with torchrun (DDP, gloo on CPU)
 train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
 corpus=fillets
@@ -31,7 +36,7 @@ cascade=""                 # stage 6 peer: a Whisper (e.g. whisper-base) transcr
 cascade_sets=""            # sets the cascade is scored on; empty = the real-speech test sets (<corpus>_<lang>_test)
 prep_args=""               # extra options of `speechx prepare <corpus>`, e.g. "--nj 16 --audio-format source"
 dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs, model and teacher; train nothing
-_recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
+_recipe_vars="stage stop_stage config tag nj train_cmd decode_cmd encode_test nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -99,7 +104,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ -n "$synth_langs" ]; then
   [ "$synth_max_sentences" -gt 0 ] && max_opt=(--max-sentences "$synth_max_sentences")
   # shellcheck disable=SC2086
   speechx prepare synth --sentences "data/local/${corpus}_sentences.tsv" --out-dir data \
-    --audio-dir data/audio/synth --langs $synth_langs "${max_opt[@]}" --nj "$nj" 2>&1 \
+    --audio-dir data/audio/synth --langs $synth_langs "${max_opt[@]}" --nj "$nj" --cmd "$train_cmd" 2>&1 \
     | tee "${expdir}/log/prepare_synth.log"
 fi
 
@@ -114,10 +119,11 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: teacher embeddings (${teacher})"
+  log "Stage 4: teacher embeddings (${teacher}; nj=${nj})"
   fields=(text)
   for l in $text_langs; do fields+=("text.$l"); done
-  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" --skip-missing --fields "${fields[@]}" -- "${sets[@]}" 2>&1 \
+  speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" --skip-missing --fields "${fields[@]}" \
+    --nj "$nj" --cmd "$train_cmd" --log-dir "${expdir}/log/teacher_embed" -- "${sets[@]}" 2>&1 \
     | tee "${expdir}/log/teacher_embed.log"
 fi
 
@@ -138,6 +144,14 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  if [ "$encode_test" = true ]; then
+    for set_dir in $test_sets; do
+      name=$(basename "$set_dir")
+      log "Stage 6: encode ${name} -> ${expdir}/embed/${name} (nj=${nj})"
+      speechx encode --model "${expdir}/model" --data-dir "$set_dir" --out "${expdir}/embed/${name}" \
+        --nj "$nj" --cmd "$decode_cmd" --log-dir "${expdir}/log/encode_${name}"
+    done
+  fi
   log "Stage 6: evaluate retrieval on:${test_sets}${cascade:+ (peer: cascade ${cascade})}"
   # The cascade's transcripts are cached in results/cascade/<set>/, so a rerun does not decode.
   cascade_opt=()

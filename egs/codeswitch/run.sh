@@ -13,4 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=egs/codeswitch/path.sh
 . ./path.sh
+# shellcheck source=egs/codeswitch/cmd.sh
+if [ -f ./cmd.sh ]; then . ./cmd.sh; fi  # job launchers: train_cmd, decode_cmd
 exec ../../recipes/codeswitch.sh "$@"

@@ -12,5 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=egs/covost2/path.sh
 . ./path.sh
+# shellcheck source=egs/covost2/cmd.sh
+if [ -f ./cmd.sh ]; then . ./cmd.sh; fi  # job launchers: train_cmd, decode_cmd
 if [[ " $* " != *" --config "* ]]; then set -- --config conf/xlsr_labse_x_en.yaml "$@"; fi
 exec ../../recipes/distill.sh --corpus covost2 "$@"

@@ -11,4 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=egs/fillets/path.sh
 . ./path.sh
+# shellcheck source=egs/fillets/cmd.sh
+if [ -f ./cmd.sh ]; then . ./cmd.sh; fi  # job launchers: train_cmd, decode_cmd
 exec ../../recipes/distill.sh --corpus fillets "$@"

@@ -12,5 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=egs/fleurs/path.sh
 . ./path.sh
+# shellcheck source=egs/fleurs/cmd.sh
+if [ -f ./cmd.sh ]; then . ./cmd.sh; fi  # job launchers: train_cmd, decode_cmd
 if [[ " $* " != *" --config "* ]]; then set -- --config conf/xlsr_labse.yaml "$@"; fi
 exec ../../recipes/distill.sh --corpus fleurs "$@"

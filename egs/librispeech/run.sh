@@ -11,5 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=egs/librispeech/path.sh
 . ./path.sh
+# shellcheck source=egs/librispeech/cmd.sh
+if [ -f ./cmd.sh ]; then . ./cmd.sh; fi  # job launchers: train_cmd, decode_cmd
 if [[ " $* " != *" --config "* ]]; then set -- --config conf/xlsr_labse.yaml "$@"; fi
 exec ../../recipes/distill.sh --corpus librispeech "$@"
