@@ -276,6 +276,10 @@ def write_mapping(path: Path, rows: Iterable[tuple[str, str]]) -> None:
     for key, value in rows:
         if not key or any(c.isspace() for c in key):
             raise DataDirError(f"{path}: id {key!r} is empty or contains whitespace")
+        if key.startswith("\ufeff"):
+            # On the first line it would be read back (by us and most tools) as a byte-order
+            # mark, and the id would lose its first character.
+            raise DataDirError(f"{path}: id {key!r} starts with U+FEFF (a byte-order mark)")
         value = normalise_value(str(value))  # no newlines or tabs inside a value
         lines.append(f"{key} {value}\n" if value else f"{key}\n")
     atomic_write_text(path, "".join(lines))
