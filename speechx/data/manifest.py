@@ -5,13 +5,16 @@ Each line is a JSON object::
     {"id": "spk1-utt1",
      "audio": {"path": "/data/rec1.wav", "recording": "rec1", "start": 0.1, "end": 1.1},
      "speaker": "spk1", "lang": "nl", "duration": 1.0, "sentence": "sent17",
-     "text": "waar is de uitgang", "translations": {"en": "where is the exit"}}
+     "text": "waar is de uitgang", "translations": {"en": "where is the exit"},
+     "langtags": null}
 
 ``id``, ``audio.path`` and ``speaker`` are required.  ``audio.start``/``audio.end`` are present
 (numbers) exactly when the data dir has ``segments``; then ``audio.recording`` names the
-recording (it defaults to the utterance id).  Optional fields are ``null`` or absent when the data
-dir has no entry; ``"text": ""`` is an empty transcript, which is not the same as no transcript.
-Unknown keys are ignored, so newer manifests stay readable.  A ``.gz`` suffix means gzip.
+recording (it defaults to the utterance id).  ``langtags`` is the ``text.langtags`` line of a
+code-switched utterance (one language tag per MER token of ``text``).  Optional fields are
+``null`` or absent when the data dir has no entry; ``"text": ""`` is an empty transcript, which
+is not the same as no transcript.  Unknown keys are ignored, so newer manifests stay readable.
+A ``.gz`` suffix means gzip.
 
 :func:`write_manifest` then :func:`read_manifest` gives back an equal :class:`KaldiDir` (every
 mapping, floats bit-exact), and the reverse holds too.  Recordings that no utterance uses are not
@@ -31,8 +34,6 @@ from typing import Any
 
 from speechx.data.kaldi import KaldiDir, Segment
 from speechx.errors import DataDirError
-
-_OPTIONAL_STR = ("lang", "sentence", "text")
 
 
 def kaldi_records(kdir: KaldiDir) -> list[dict[str, Any]]:
@@ -68,6 +69,7 @@ def kaldi_records(kdir: KaldiDir) -> list[dict[str, Any]]:
                     for lang in sorted(kdir.translations)
                     if utt in kdir.translations[lang]
                 },
+                "langtags": kdir.langtags.get(utt),
             }
         )
     return records
@@ -178,7 +180,13 @@ def read_manifest(path: str | os.PathLike) -> KaldiDir:
                 f"{where}: recording {rec_id!r} has path {audio_path!r} here but {old!r} earlier"
             )
         kd.utt2spk[utt] = _req_str(rec, "speaker", where)
-        for key, target in (("lang", kd.utt2lang), ("sentence", kd.utt2sent), ("text", kd.text)):
+        optional = (
+            ("lang", kd.utt2lang),
+            ("sentence", kd.utt2sent),
+            ("text", kd.text),
+            ("langtags", kd.langtags),
+        )
+        for key, target in optional:
             value = _opt_str(rec, key, where)
             if value is not None:
                 target[utt] = value
