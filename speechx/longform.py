@@ -161,12 +161,14 @@ def stream_audio(
     Returns:
         ``(num_samples, blocks)``: the total length at ``sample_rate``, which is
         ``round(frames * sample_rate / source_rate)``, and an iterator of 1-D float32 blocks
-        whose concatenation has exactly that length.  A file is opened when iteration starts
+        whose concatenation has exactly that length (the resampler's last few samples are
+        trimmed or zero-padded to it).  A file is opened when iteration starts
         and closed when it ends.
 
     Raises:
         AudioError: a missing, empty or unreadable file, a file without samples, and (while
-            iterating) NaN or Inf samples; the source is named.
+            iterating) NaN or Inf samples or a file that ends before its header says; the
+            source is named.
     """
     name = describe_source(source)
     if isinstance(source, tuple):
@@ -268,8 +270,6 @@ def encode_long(
     if pending:
         emb[done : done + len(pending)] = _encode_batch(encoder, pending, sr, cfg, name, done)
         done += len(pending)
-    if done != len(bounds):  # the stream ended early: the file is shorter than its header says
-        raise AudioError(f"{name}: audio ended after {done} of {len(bounds)} windows")
     b = np.asarray(bounds, dtype=np.float64)
     return LongformEmbeddings(
         recording_id=recording_id,
@@ -340,8 +340,13 @@ def _resampled(
         if block.size:
             yield block
         pending = nxt
-    if emitted < total:  # resampler delay or rounding: at most a few samples
-        yield np.zeros(total - emitted, dtype=np.float32)
+    missing = total - emitted
+    if missing > max(64, sr // 100):  # more than resampler rounding: the file is truncated
+        raise AudioError(
+            f"{name}: audio ended at {emitted / sr:.3f} s, but its header says {total / sr:.3f} s"
+        )
+    if missing > 0:  # resampler delay or rounding: a few samples
+        yield np.zeros(missing, dtype=np.float32)
 
 
 def _file_blocks(path: Path, block: int) -> Iterator[np.ndarray]:
