@@ -36,6 +36,7 @@ from speechx.asr.decode import collapse_ids
 from speechx.asr.model import SpeechRecognizer, is_recognizer_dir
 from speechx.asr.vocab import Vocabulary
 from speechx.distill.evaluate import duration_batches
+from speechx.distill.runtime import to_device
 from speechx.distill.trainer import TrainingLoop, TrainResult, _is_speechx_dir, run_training
 from speechx.errors import ModelError
 from speechx.metrics.asr import cer, wer
@@ -129,9 +130,13 @@ def transcribe_data(
 ) -> list[str]:
     """Greedy transcripts of every item of ``data`` (cached features when given).
 
+    The batches go to the device the model's parameters are on (a GPU model needs no
+    wrapping).
+
     Returns:
         One normalised hypothesis per item, in data order.
     """
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     source: Any = AsrFeatureData(data, features) if features is not None else data
@@ -139,14 +144,15 @@ def transcribe_data(
     hyps = [""] * len(data)
     try:
         for idx in duration_batches(data.durations, max_batch_seconds):
-            batch = collate([source[i] for i in idx])
+            batch = to_device(collate([source[i] for i in idx]), device)
             if features is not None:
                 out = model(features=batch["features"], frame_lengths=batch["frame_lengths"])
             else:
                 out = model(batch["input_values"], batch["lengths"])
-            best = out["logits"].argmax(-1)
+            best = out["logits"].argmax(-1).cpu()
+            frames = out["frame_lengths"].cpu()
             for row, i in enumerate(idx):
-                n = int(out["frame_lengths"][row])
+                n = int(frames[row])
                 hyps[i] = model.vocab.decode(collapse_ids(best[row, :n].tolist()))
     finally:
         model.train(was_training)
@@ -220,7 +226,9 @@ def train_asr(
 ) -> TrainResult:
     """Fine-tune a CTC recognizer; ``exp_dir/model`` gets the best one by dev WER (or CER).
 
-    Works in one process and under ``torchrun`` (DDP over gloo; only rank 0 writes).
+    Works in one process and under ``torchrun --nproc_per_node=N`` (DDP over NCCL with one GPU
+    per rank when CUDA is there, else over gloo on the CPU; only rank 0 writes).  ``N`` ranks
+    with ``optim.grad_accum=k`` take the same optimizer steps as one process with ``N x k``.
 
     Args:
         config: an :class:`AsrConfig` (see :func:`speechx.asr.config.load_asr_config`).

@@ -1,10 +1,14 @@
 """The distillation training loop: ``train_distill(config, exp_dir, resume=...)``.
 
-One process or many (``torchrun --nproc_per_node=N``, DDP over gloo on CPU) run the same code.
+One process or many (``torchrun --nproc_per_node=N``) run the same code: DDP over NCCL with one
+GPU per rank (``cuda:<LOCAL_RANK>``) when CUDA is there, over gloo on the CPU otherwise
+(``SPEECHX_DEVICE=cpu`` forces the CPU; see :func:`speechx.distill.runtime.select_device`).
+With ``N`` ranks each optimizer step averages the gradients of ``N x optim.grad_accum`` batches,
+exactly as one process with ``grad_accum`` multiplied by ``N`` would (the same batches too).
 ``exp_dir`` receives::
 
     config.yaml            the resolved config
-    env.json               git sha, package versions, threads, world size
+    env.json               git sha, package versions, threads, world size, devices, backend
     log/train.log          the log (also printed)
     log/metrics.jsonl      one line per train log interval ("split": "train") and dev eval ("dev")
     log/curves.png         train loss and the dev primary metric against the step
@@ -61,11 +65,13 @@ from speechx.distill.features import (
 )
 from speechx.distill.losses import DistillLoss
 from speechx.distill.runtime import (
+    OnDevice,
     all_min,
     any_rank,
     append_jsonl,
     barrier,
     close_logging,
+    describe_devices,
     environment_info,
     gather_objects,
     init_distributed,
@@ -75,6 +81,7 @@ from speechx.distill.runtime import (
     set_rng_state,
     setup_logging,
     shutdown_distributed,
+    to_device,
     write_json,
 )
 from speechx.distill.sampling import LanguageBalancedBatchSampler, language_probabilities
@@ -247,7 +254,12 @@ class TrainingLoop:
     ``feature_cache_dir``), ``optim`` (an :class:`~speechx.distill.config.OptimConfig`),
     ``eval`` (``primary_metric``, ``max_batch_seconds``), ``max_steps``, ``epochs``, ``seed``,
     ``num_threads``, ``eval_every``, ``save_every``, ``keep_last_n``, ``log_every``,
-    ``to_dict()``, and ``save_config``-able.  Hooks:
+    ``to_dict()``, and ``save_config``-able; an optional ``device`` (``auto``/``cpu``/``cuda``).
+
+    The model, every batch (audio or cached features, targets, labels) and the loss live on
+    ``self.device``; evaluation and feature caching call the model through
+    :class:`~speechx.distill.runtime.OnDevice`.  Checkpoints hold CPU tensors and load onto
+    whatever device the resumed run has.  Hooks:
 
     * :meth:`build` sets ``self.model``, ``self.train_data`` and ``self.dev_data``;
     * :meth:`build_loss` prepares the loss (after the model and data exist);
@@ -264,7 +276,8 @@ class TrainingLoop:
     def __init__(self, cfg: Any, exp_dir: Path, resume: bool) -> None:
         self.cfg = cfg
         self.exp_dir = exp_dir
-        self.env = init_distributed()
+        self.env = init_distributed(getattr(cfg, "device", None))
+        self.device = self.env.torch_device
         self.ckpt_dir = exp_dir / "checkpoints"
         self.model_dir = exp_dir / "model"
         self.metrics_file = exp_dir / "log" / "metrics.jsonl"
@@ -300,12 +313,24 @@ class TrainingLoop:
                     log.warning("config differs from the one this experiment started with")
             else:
                 save_config(cfg, old)
-            write_json(self.exp_dir / "env.json", environment_info(env))
-        log.info("experiment %s (world size %d)", self.exp_dir, env.world_size)
+        devices = gather_objects(env.device, env)
+        if env.is_main:
+            write_json(self.exp_dir / "env.json", environment_info(env, devices))
+        log.info(
+            "experiment %s (world size %d, %s)",
+            self.exp_dir,
+            env.world_size,
+            describe_devices(devices),
+        )
 
         seed_everything(cfg.seed)
         d = cfg.data
         self.build()
+        self.model.to(self.device)
+        if env.rank > 0:
+            # Every rank draws its own dropout and masks; DDP gives all ranks rank 0's initial
+            # weights, and a resumed run restores each rank's saved RNG state over this.
+            seed_everything(cfg.seed + 7919 * env.rank)
         sr = self.model.sample_rate
         n_params = sum(p.numel() for p in self.model.parameters())
         n_train = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -348,8 +373,20 @@ class TrainingLoop:
         self.ddp: DistributedDataParallel | None = None
         if env.distributed:
             unused = self._find_unused()
-            self.ddp = DistributedDataParallel(self.model, find_unused_parameters=unused)
-            log.info("DDP over gloo, %d ranks, find_unused_parameters=%s", env.world_size, unused)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(
+                self.model,
+                device_ids=ids,
+                output_device=ids[0] if ids else None,
+                find_unused_parameters=unused,
+            )
+            log.info(
+                "DDP over %s, %d ranks, %s, find_unused_parameters=%s",
+                env.backend,
+                env.world_size,
+                describe_devices(devices),
+                unused,
+            )
 
     def _setup_feature_cache(self) -> None:
         """Train on cached frozen-part features when the model allows it (data.feature_cache)."""
@@ -370,15 +407,16 @@ class TrainingLoop:
             root,
         )
         bs = cfg.eval.max_batch_seconds
+        model = OnDevice(self.model, self.device)  # the store feeds it CPU batches
         if env.is_main:
-            store = build_feature_store(self.model, self.train_data, root, max_batch_seconds=bs)
+            store = build_feature_store(model, self.train_data, root, max_batch_seconds=bs)
             if self.dev_data is not None:
                 self.dev_store = build_feature_store(
-                    self.model, self.dev_data, root, max_batch_seconds=bs, role="dev"
+                    model, self.dev_data, root, max_batch_seconds=bs, role="dev"
                 )
         barrier(env)
         if not env.is_main:  # finished by rank 0: found and opened, not rebuilt
-            store = build_feature_store(self.model, self.train_data, root, max_batch_seconds=bs)
+            store = build_feature_store(model, self.train_data, root, max_batch_seconds=bs)
         self.train_set, self.collate = self.cached_train_set(store)
 
     # ------------------------------------------------------------------ task hooks
@@ -481,13 +519,13 @@ class TrainingLoop:
         bcfg = self.model.config.backbone_config
         if float(bcfg.get("layerdrop", 0.0) or 0.0) > 0:
             return True
-        state = rng_state()
+        state = rng_state(self.device)
         batches = self.sampler.epoch_batches(0)
         batch = self.collate([self.train_set[i] for i in batches[0]])
-        self.dry_run_loss(batch).backward()
+        self.dry_run_loss(to_device(batch, self.device)).backward()
         unused = any(p.grad is None for p in self.model.parameters() if p.requires_grad)
         self.model.zero_grad(set_to_none=True)
-        set_rng_state(state)
+        set_rng_state(state, self.device)
         return any_rank(unused, self.env)
 
     # ------------------------------------------------------------------ checkpoints
@@ -511,7 +549,7 @@ class TrainingLoop:
         self.best_value, self.best_step = best.get("value"), best.get("step")
         rngs = state["rng"]
         if len(rngs) == self.env.world_size:
-            set_rng_state(rngs[self.env.rank])
+            set_rng_state(rngs[self.env.rank], self.device)
         else:
             log.warning(
                 "checkpoint has RNG states of %d ranks, now %d: reseeding",
@@ -529,13 +567,14 @@ class TrainingLoop:
         )
 
     def _save(self) -> None:
-        rngs = gather_objects(rng_state(), self.env)
+        rngs = gather_objects(rng_state(self.device), self.env)
         if self.env.is_main:
+            cpu = torch.device("cpu")
             state = {
                 "step": self.pos.step,
                 "position": vars(self.pos).copy(),
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "model": to_device(self.model.state_dict(), cpu),
+                "optimizer": to_device(self.optimizer.state_dict(), cpu),
                 "scheduler": self.scheduler.state_dict(),
                 "sampler": self.sampler.state_dict(),
                 "rng": rngs,
@@ -584,6 +623,7 @@ class TrainingLoop:
             batch_sampler=batches,
             collate_fn=self.collate,
             num_workers=self.cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
         return iter(loader)
@@ -631,6 +671,8 @@ class TrainingLoop:
                 parts: dict[str, float] = {}
                 for k in range(len(chunk)):
                     batch = next(it)
+                    seconds = self._batch_seconds(batch)
+                    batch = to_device(batch, self.device)
                     sync = self.ddp is None or k == len(chunk) - 1
                     ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()  # type: ignore[union-attr]
                     with ctx:
@@ -638,7 +680,7 @@ class TrainingLoop:
                         (loss / len(chunk)).backward()
                     for name, v in components.items():
                         parts[name] = parts.get(name, 0.0) + v / len(chunk)
-                    audio_seconds += self._batch_seconds(batch)
+                    audio_seconds += seconds
                     if not math.isfinite(components["loss"]):
                         # nothing of this step is applied, and no checkpoint is written after it
                         raise TrainingError(
@@ -785,7 +827,7 @@ class _DistillRun(TrainingLoop):
 
     def dev_metrics(self) -> dict[str, float]:
         return evaluate_dev(
-            self.model,
+            OnDevice(self.model, self.device),
             self.dev_data,
             max_batch_seconds=self.cfg.eval.max_batch_seconds,
             features=self.dev_store,
@@ -835,7 +877,8 @@ def train_distill(
 ) -> TrainResult:
     """Distil a speech encoder into the teacher's space.
 
-    Works in one process and under ``torchrun`` (DDP over gloo; only rank 0 writes).
+    Works in one process and under ``torchrun`` (DDP over NCCL on GPUs, gloo on CPUs; only
+    rank 0 writes).
 
     Args:
         config: a validated :class:`DistillConfig` (see :func:`speechx.distill.load_config`).
