@@ -21,10 +21,11 @@ It prints, in one run so that the numbers are side by side:
    Viterbi) timed alone against the whole ``encode`` on the same texts, giving the fraction
    spent tokenising; the numpy forward's FLOPs (counted from the weight shapes, 2 per
    multiply-add) against the single-thread numpy matmul peak measured in the same run.
-3. **sharded cold run**: ``--nj`` worker processes (1 BLAS thread each) encode one contiguous
-   piece of the texts each into one shared cache dir, as ``speechx teacher-embed --nj`` jobs
-   do; then a fresh ``CachedTeacher`` must serve all of them with zero forward passes, equal to
-   the single-process embeddings.
+3. **sharded cold run**: the texts written as the ``text`` of a Kaldi dir, embedded by
+   ``speechx teacher-embed --nj 1`` and ``--nj N`` (``--nj``, default 2; split into
+   ``split<N>/<i>``, one job per part filling a shared cache, merged in order), each from a
+   cold cache in a fresh process: wall times, the speed-up, and the largest difference of the
+   merged ``text.npy``.
 4. a table of sentences/s per (threads, batch_size), from
    :func:`speechx.teachers.benchmark.measure` (skipped with ``--quick``).
 
@@ -38,11 +39,11 @@ import argparse
 import cProfile
 import glob
 import io
-import itertools
-import multiprocessing
 import os
 import pstats
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -264,28 +265,38 @@ def profile_top(teacher: USETeacher, texts: list[str], top: int = 12) -> str:
 # ---------------------------------------------------------------- 3. sharded cold run
 
 
-def _shard_worker(job: tuple[list[str], str, int]) -> tuple[float, int]:
-    """One job of a sharded run: encode a piece into the shared cache; (seconds, calls)."""
-    texts, cache_dir, batch_size = job
-    start = time.perf_counter()
-    cached = CachedTeacher(load_teacher(TEACHER), cache_dir)
-    cached.encode(texts, batch_size=batch_size, show_progress=False)
-    return time.perf_counter() - start, cached.teacher_calls
+def write_text_dir(texts: list[str], out: Path) -> Path:
+    """A Kaldi data dir whose ``text`` holds ``texts`` (utterances ``u000000``...).
 
-
-def sharded_run(texts: list[str], cache_dir: Path, nj: int, batch_size: int) -> tuple[float, list]:
-    """Encode ``texts`` in ``nj`` contiguous pieces, one fresh process each (spawned).
-
-    Returns:
-        ``(wall seconds including process start, [(seconds, teacher_calls) per job])``.
+    ``wav.scp`` names audio that does not exist: the teacher stage reads only the text.
     """
-    bounds = np.linspace(0, len(texts), nj + 1).astype(int)
-    jobs = [(texts[a:b], str(cache_dir), batch_size) for a, b in itertools.pairwise(bounds)]
-    ctx = multiprocessing.get_context("spawn")
+    from speechx.data.kaldi import KaldiDir
+
+    ids = [f"u{i:06d}" for i in range(len(texts))]
+    KaldiDir(
+        wav_scp={u: f"/nonexistent/{u}.wav" for u in ids},
+        text=dict(zip(ids, texts, strict=True)),
+        utt2spk={u: u for u in ids},
+    ).write(out)
+    return out
+
+
+def cli_teacher_embed(data_dir: Path, cache_dir: Path, nj: int, batch_size: int) -> float:
+    """Run ``speechx teacher-embed --nj <nj>`` in a fresh process; returns its wall seconds.
+
+    Raises:
+        SystemExit: the command fails (its output is printed).
+    """
+    cmd = [sys.executable, "-m", "speechx.cli", "teacher-embed", str(data_dir)]
+    cmd += ["--cache-dir", str(cache_dir), "--nj", str(nj), "--batch-size", str(batch_size)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    with ctx.Pool(nj) as pool:
-        per_job = pool.map(_shard_worker, jobs, chunksize=1)
-    return time.perf_counter() - start, per_job
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        print(done.stdout, done.stderr)
+        raise SystemExit(f"FAILED: {' '.join(cmd)}")
+    return seconds
 
 
 # ---------------------------------------------------------------- main
@@ -298,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("-n", type=int, default=None, help="number of texts (default: all)")
     p.add_argument("--texts", type=Path, help="one sentence per line instead of fillets")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--nj", type=int, default=2, help="processes of the sharded run (0: skip)")
+    p.add_argument("--nj", type=int, default=2, help="jobs of the sharded run (0/1: skip)")
     p.add_argument("--breakdown-n", type=int, default=3000, help="texts timed part by part")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--profile", action="store_true", help="print the cProfile top functions")
@@ -323,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cold = cached_run(texts, cache, args.batch_size)
         warm = cached_run(texts, cache, args.batch_size)
         identical = bool(np.array_equal(cold.embeddings, warm.embeddings))
+        cold_id = load_teacher(TEACHER).teacher_id
         print("\n## cold vs cached (fresh teacher + fresh CachedTeacher each time)\n")
         print("| run | seconds | sentences/s | teacher calls | forward calls | misses | hits |")
         print("|---|---|---|---|---|---|---|")
@@ -382,25 +394,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         # 3. sharded cold run ---------------------------------------------------------------
         sharded_ratio = float("nan")
         if args.nj > 1:
-            shard_cache = Path(tmp) / "sharded"
-            wall, per_job = sharded_run(texts, shard_cache, args.nj, args.batch_size)
-            merged = CachedTeacher(load_teacher(TEACHER), shard_cache)
-            emb = merged.encode(texts, batch_size=args.batch_size, show_progress=False)
-            diff = float(np.abs(emb - cold.embeddings).max())
-            sharded_ratio = cold.seconds / wall
-            print(f"\n## sharded cold run: {args.nj} processes into one cache dir\n")
-            for i, (sec, calls) in enumerate(per_job, 1):
-                print(f"job {i}: {sec:.2f} s, {calls} teacher calls")
+            from speechx.teachers import load_teacher_embeddings
+
+            print(f"\n## speechx teacher-embed --nj {args.nj} vs --nj 1 (cold caches)\n")
+            secs, embs = {}, {}
+            for nj in (1, args.nj):
+                data = write_text_dir(texts, Path(tmp) / f"data_nj{nj}")
+                secs[nj] = cli_teacher_embed(data, Path(tmp) / f"cache_nj{nj}", nj, args.batch_size)
+                embs[nj] = load_teacher_embeddings(data, cold_id, "text")[1]
+                print(f"--nj {nj}: {secs[nj]:.2f} s ({len(texts) / secs[nj]:,.0f} sentences/s)")
+            diff = float(np.abs(embs[args.nj] - embs[1]).max())
+            sharded_ratio = secs[1] / secs[args.nj]
             print(
-                f"wall {wall:.2f} s ({len(texts) / wall:,.0f} sentences/s, process start "
-                f"included) vs {cold.seconds:.2f} s in one process: {sharded_ratio:.2f}x"
+                f"speed-up {sharded_ratio:.2f}x (process start, split and merge included); "
+                f"max |diff| of text.npy vs --nj 1: {diff:.2e}"
             )
-            print(
-                f"merged read: {merged.teacher_calls} teacher calls, {merged.hits} hits; max |diff| "
-                f"vs the one-process embeddings {diff:.2e}"
-            )
-            if merged.teacher_calls or diff > 1e-5:
-                raise SystemExit("FAILED: the sharded cache is incomplete or differs")
+            if diff > 1e-5:
+                raise SystemExit("FAILED: the sharded teacher stage changed the embeddings")
 
         # 4. threads x batch size -------------------------------------------------------
         if not args.quick:
