@@ -15,6 +15,7 @@ from speechx.metrics.asr import (
     mer,
     mixed_tokens,
     rates_by_language,
+    squeeze_cjk_spaces,
     tokenize,
     wer,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "format_alignment",
     "format_pra",
     "rates_by_language",
+    "squeeze_cjk_spaces",
     "tokenize",
     "TextNormalizer",
     "cer",

@@ -12,7 +12,8 @@ over all utterances. Edit distances come from jiwer.
 
 MER (mixed error rate) counts each CJK character (Han, Hiragana, Katakana, Hangul) as one token
 and every other whitespace-separated word as one token, so ``"我喜欢 python 编程"`` is the six
-tokens ``我 喜 欢 python 编 程``.
+tokens ``我 喜 欢 python 编 程``. Whitespace between two CJK characters is dropped before the
+normaliser runs (:func:`squeeze_cjk_spaces`), so spacing never changes the tokens.
 
 Beyond the rates, this module aligns each utterance (:func:`align`, one :class:`Alignment` of
 correct / substituted / deleted / inserted tokens per utterance), renders the alignments the
@@ -60,6 +61,7 @@ _CJK_RANGES = (
 )
 _MIXED_TOKEN = re.compile(f"[{_CJK_RANGES}]|[^{_CJK_RANGES}]+")
 _CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
+_CJK_GAP = re.compile(f"(?<=[{_CJK_RANGES}])\\s+(?=[{_CJK_RANGES}])")
 _APOSTROPHES = frozenset("'\u2019")
 _UNICODE_FORMS = ("NFC", "NFKC", "NFD", "NFKD")
 # ErrorRate.normalizer keys that describe the tokenisation, not the normaliser
@@ -234,6 +236,22 @@ def mixed_tokens(text: str) -> list[str]:
     return tokens
 
 
+def squeeze_cjk_spaces(text: str) -> str:
+    """Remove whitespace that stands between two CJK characters.
+
+    MER treats every CJK character as a token whatever the spacing, but Unicode normalisation
+    does not: NFKC composes ``か`` and a following combining voiced mark (U+3099) into ``が``,
+    and Hangul jamo into a syllable, only when the two are adjacent. :func:`mer` and
+    :func:`align` with ``unit="mixed"`` apply this before the normaliser, so that ``か`` then
+    U+3099 scores the same with or without a space between them.
+
+    Example:
+        >>> squeeze_cjk_spaces("我 喜欢 python 编 程")
+        '我喜欢 python 编程'
+    """
+    return _CJK_GAP.sub("", text)
+
+
 def is_cjk(char: str) -> bool:
     """True if ``char`` is one Han, Hiragana, Katakana or Hangul character."""
     return len(char) == 1 and _CJK_CHAR.match(char) is not None
@@ -304,6 +322,9 @@ def mer(
 ) -> ErrorRate:
     """Mixed error rate of code-switched text: edit distance over :func:`mixed_tokens`.
 
+    Whitespace between two CJK characters is dropped before normalisation
+    (:func:`squeeze_cjk_spaces`), so it never changes the score.
+
     Returns:
         An :class:`ErrorRate` with ``metric="mer"``: ``(S + D + I) / reference tokens``.
 
@@ -311,7 +332,7 @@ def mer(
         MetricError: as :func:`wer`.
     """
     norm = normalizer or TextNormalizer()
-    refs, hyps = _pair_up(references, hypotheses, norm)
+    refs, hyps = _pair_up(references, hypotheses, norm, squeeze_cjk=True)
     return _score_tokens(
         "mer",
         [mixed_tokens(r) for r in refs],
@@ -322,7 +343,11 @@ def mer(
 
 
 def _pair_up(
-    references: str | Sequence[str], hypotheses: str | Sequence[str], norm: TextNormalizer
+    references: str | Sequence[str],
+    hypotheses: str | Sequence[str],
+    norm: TextNormalizer,
+    *,
+    squeeze_cjk: bool = False,
 ) -> tuple[list[str], list[str]]:
     refs = [references] if isinstance(references, str) else list(references)
     hyps = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
@@ -334,6 +359,8 @@ def _pair_up(
         for i, s in enumerate(items):
             if not isinstance(s, str):
                 raise MetricError(f"{what} {i} is {type(s).__name__}, not str")
+    if squeeze_cjk:
+        refs, hyps = [squeeze_cjk_spaces(r) for r in refs], [squeeze_cjk_spaces(h) for h in hyps]
     return [norm(r) for r in refs], [norm(h) for h in hyps]
 
 
@@ -517,7 +544,7 @@ def align(
     norm = normalizer or TextNormalizer()
     if unit not in UNIT_METRIC:
         raise MetricError(f"unknown token unit {unit!r}; expected one of {sorted(UNIT_METRIC)}")
-    refs, hyps = _pair_up(references, hypotheses, norm)
+    refs, hyps = _pair_up(references, hypotheses, norm, squeeze_cjk=unit == "mixed")
     names = [str(i) for i in range(len(refs))] if ids is None else [str(i) for i in ids]
     if len(names) != len(refs):
         raise MetricError(f"got {len(names)} ids for {len(refs)} utterances")

@@ -61,6 +61,7 @@ from speechx.metrics.asr import (
     error_rate,
     is_cjk,
     mixed_tokens,
+    squeeze_cjk_spaces,
 )
 
 #: language codes written in CJK script (each character one MER token)
@@ -84,7 +85,8 @@ def normalize_tagged(
         utt_id: named in error messages.
 
     Returns:
-        ``(tokens, tags)``: the tokens are exactly ``mixed_tokens(normalizer(text))``, and the
+        ``(tokens, tags)``: the tokens are exactly those :func:`~speechx.metrics.asr.mer` scores,
+        ``mixed_tokens(normalizer(squeeze_cjk_spaces(text)))``, and the
         tags are as many.
 
     Raises:
@@ -112,7 +114,7 @@ def normalize_tagged(
         for p in mixed_tokens(norm(tok)):
             pieces.append(p)
             piece_tags.append(tag)
-    target = mixed_tokens(norm(text))
+    target = mixed_tokens(norm(squeeze_cjk_spaces(text)))
     if pieces == target:
         return target, piece_tags
     # Normalising token by token differed from normalising the whole line (a rare context
@@ -572,7 +574,7 @@ def build_lexicon(texts: Iterable[str], normalizer: TextNormalizer | None = None
     norm = normalizer or TextNormalizer()
     out: set[str] = set()
     for t in texts:
-        out.update(mixed_tokens(norm(t)))
+        out.update(mixed_tokens(norm(squeeze_cjk_spaces(t))))
     return out
 
 
