@@ -282,3 +282,24 @@ def test_the_loop_sends_batches_and_evaluation_to_its_device(
     assert tensors and all(t.device.type == "cpu" for t in tensors)
     env = json.loads((tmp_path / "exp" / "env.json").read_text())
     assert (env["device"], env["devices"], env["backend"]) == ("cpu", ["cpu"], None)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_then_resuming_on_the_cpu(
+    make_data: MakeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU box: train on cuda:0 with dev evaluation, then resume the CPU-tensor checkpoint
+    on the CPU.  (Written for GPU machines; the machines that built it have none.)"""
+    monkeypatch.delenv("SPEECHX_DEVICE", raising=False)
+    d = make_data("a", 4)
+    exp = tmp_path / "exp"
+    train_distill(tiny_config([d], [d], max_steps=2, save_every=1), exp)
+    env = json.loads((exp / "env.json").read_text())
+    assert (env["device"], env["backend"]) == ("cuda:0", None)
+    state = load_checkpoint(exp / "checkpoints" / "ckpt-2.pt")
+    assert all(t.device.type == "cpu" for t in state["model"].values())
+    assert "cuda" in state["rng"][0]
+    monkeypatch.setenv("SPEECHX_DEVICE", "cpu")
+    res = train_distill(tiny_config([d], [d], max_steps=3, save_every=1), exp, resume=True)
+    assert res.step == 3
