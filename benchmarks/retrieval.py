@@ -86,15 +86,16 @@ def make_corpus(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     for s in range(0, cfg.n, cfg.chunk):
         m = min(cfg.chunk, cfg.n - s)
         lab = rng.choice(cfg.clusters, size=m, p=weights)
+        lab = lab[np.argsort(topic_of[lab], kind="stable")]  # rows of a topic together
         block = rng.standard_normal((m, d), dtype=np.float32)
         block *= cfg.noise / np.sqrt(d)
         block += centres[lab]
         z = rng.standard_normal((m, cfg.subspace_dim), dtype=np.float32)
         z *= spread[lab, None]
         top = topic_of[lab]
-        for t in np.unique(top):
-            rows = np.flatnonzero(top == t)
-            block[rows] += z[rows] @ bases[t]
+        edges = np.flatnonzero(np.diff(top)) + 1
+        for lo, hi in zip(np.r_[0, edges], np.r_[edges, m], strict=True):
+            block[lo:hi] += z[lo:hi] @ bases[top[lo]]
         corpus[s : s + m] = _unit_rows(block)
         labels[s : s + m] = lab
     return corpus, labels
@@ -235,10 +236,10 @@ def main() -> None:
     p.add_argument(
         "--nlist", type=int, default=None, help="IVF cells (default: power of 2 near 2*sqrt(N))"
     )
-    p.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32])
+    p.add_argument("--nprobe", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=64)
-    p.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--ef-search", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
 
