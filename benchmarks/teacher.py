@@ -57,7 +57,8 @@ from speechx.teachers import CachedTeacher, USETeacher, load_teacher
 from speechx.teachers.benchmark import generated_texts, measure
 
 TEACHER = "use-multilingual"
-DATA_GLOB = "egs/fillets/data/*/text*"
+REPO = Path(__file__).resolve().parents[1]
+DATA_GLOB = str(REPO / "egs" / "fillets" / "data" / "*" / "text*")
 RESERVED_LANGS = {"cs"}  # kept for independent evaluation: never read
 
 
@@ -319,7 +320,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.n = args.n or 1500
         args.breakdown_n = min(args.breakdown_n, 1000)
         args.repeats = 1
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     texts, source = pick_texts(args)
     chars = np.array([len(t) for t in texts])
