@@ -27,6 +27,10 @@ DEFAULT_SAMPLE_RATE = 16000
 MAX_CHANNELS = 16
 
 AudioSource = str | os.PathLike | tuple[np.ndarray, int]
+#: Bytes read from the start of a WAV file to find its ``data`` chunk.
+_WAV_HEADER_SCAN = 1 << 16
+#: A WAV ``data`` size at least this large means "unknown" (streamed); it is not checked.
+_WAV_UNKNOWN_SIZE = 0x7FFF0000
 
 
 @dataclass(frozen=True)
@@ -56,18 +60,72 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Read the header of ``path``.
 
     Raises:
-        AudioError: the file is missing or libsndfile cannot open it.
+        AudioError: the path is missing or a directory, the file is empty or not readable,
+            libsndfile cannot open it (unknown format, corrupt header), or a WAV file is shorter
+            than its header says (truncated).
     """
     p = Path(path)
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, not an audio file")
     if not p.is_file():
         raise AudioError(f"{p}: audio file not found")
     if p.stat().st_size == 0:
         raise AudioError(f"{p}: audio file is empty (0 bytes)")
     try:
+        with open(p, "rb") as fh:
+            head = fh.read(_WAV_HEADER_SCAN)
+    except PermissionError:
+        raise AudioError(f"{p}: permission denied (the file is not readable)") from None
+    except OSError as exc:
+        raise AudioError(f"{p}: cannot open audio file ({exc.strerror or exc})") from None
+    try:
         info = sf.info(str(p))
     except Exception as exc:  # libsndfile raises several types; normalise them
-        raise AudioError(f"{p}: cannot read audio header ({_short(exc)})") from None
+        raise AudioError(f"{p}: {_open_problem(exc)}") from None
+    if info.format in ("WAV", "WAVEX"):
+        _check_wav_data_size(p, head)
     return AudioInfo(str(p), int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def _open_problem(exc: BaseException) -> str:
+    """What libsndfile's complaint about a file means, for an error message."""
+    why = _short(exc)
+    if why.startswith("Error opening ") and "': " in why:
+        why = why.split("': ", 1)[1]  # the path is already at the start of our message
+    if "format not recognised" in why.lower():
+        return (
+            "cannot read audio header: not a format libsndfile reads (wav, flac, ogg, mp3, ...) "
+            f"or a corrupt header ({why})"
+        )
+    return f"cannot read audio header ({why})"
+
+
+def _check_wav_data_size(path: Path, head: bytes) -> None:
+    """Refuse a RIFF/WAVE file whose ``data`` chunk is shorter on disk than its header says.
+
+    libsndfile silently reads what is there, so a copy cut short would lose audio unnoticed.
+    A size of 0 or about 2**31 and more marks a WAV streamed through a pipe (size unknown) and
+    is accepted.
+
+    Raises:
+        AudioError: the file is truncated; both sizes are named.
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            if size == 0 or size >= _WAV_UNKNOWN_SIZE:
+                return
+            have = path.stat().st_size - (pos + 8)
+            if have < size:
+                raise AudioError(
+                    f"{path}: truncated WAV file: its header declares {size:,} bytes of audio "
+                    f"but only {max(have, 0):,} are present"
+                )
+            return
+        pos += 8 + size + (size & 1)  # chunks are padded to an even length
 
 
 def load_audio(

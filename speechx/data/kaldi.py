@@ -154,13 +154,15 @@ class KaldiDir:
         """Read a data dir.
 
         Raises:
-            DataDirError: the directory or ``utt2spk`` is missing, a line is malformed (the
-                file and line number are named), a file is not UTF-8, or ``wav.scp`` holds a
-                ``cmd |`` pipe and ``allow_pipes`` is false.
+            DataDirError: the directory or ``utt2spk`` is missing, the path is a file, a line
+                is malformed (the file and line number are named), a file is not UTF-8, or
+                ``wav.scp`` holds a ``cmd |`` pipe and ``allow_pipes`` is false.
         """
         d = Path(path)
+        if not d.exists():
+            raise DataDirError(f"{d}: data directory not found")
         if not d.is_dir():
-            raise DataDirError(f"{d}: not a directory")
+            raise DataDirError(f"{d}: not a directory (a Kaldi data dir is a directory)")
         if not (d / "utt2spk").is_file():
             raise DataDirError(f"{d}: missing utt2spk (every Kaldi data dir needs it)")
         out = cls()
