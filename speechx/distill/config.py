@@ -252,8 +252,9 @@ def load_config(
         The validated config, a :class:`DistillConfig` by default.
 
     Raises:
-        ConfigError: the file is missing or not a YAML mapping, an override is not
-            ``key=value``, a key is unknown (named), or a value has the wrong type.
+        ConfigError: the file is missing, not UTF-8 or not a YAML mapping, an override is not
+            ``key=value``, a key is unknown (named), a value has the wrong type, or a required
+            setting is missing; the message starts with the file (and the overrides).
     """
     data: dict[str, Any] = {}
     if yaml_path is not None:
@@ -263,7 +264,9 @@ def load_config(
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{p}: not valid YAML ({_yaml_problem(exc)})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
         data = {k: v for k, v in (loaded or {}).items() if k not in ignore_sections}
@@ -277,8 +280,23 @@ def load_config(
         except yaml.YAMLError:
             value = raw
         _set_dotted(data, key.split("."), value, item)
-    cfg = config_from_dict(data, cls)
-    return cfg.validate()
+    try:
+        return config_from_dict(data, cls).validate()
+    except ConfigError as exc:
+        # Name the input: the file, and the overrides when there are any.
+        where = [str(yaml_path)] if yaml_path is not None else []
+        if overrides:
+            where.append("overrides " + " ".join(overrides))
+        raise ConfigError(f"{' + '.join(where) or 'default config'}: {exc}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A one-line description of a YAML parse error: what and where (line, column)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return problem
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> Path:
