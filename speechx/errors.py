@@ -45,3 +45,8 @@ class ModelError(SpeechxError, ValueError):
 
 class LongformError(SpeechxError, ValueError):
     """Long-recording windowing settings that cannot work (window, hop, batch size)."""
+
+
+class TeacherWarning(UserWarning):
+    """Text a teacher embeds but probably badly: empty, too long (truncated), or in a language
+    the teacher was not trained on.  The message names the text or the language."""

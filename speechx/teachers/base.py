@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from speechx.errors import TeacherError
+from speechx.errors import TeacherError, TeacherWarning
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: How many offending texts a warning quotes.
+_QUOTED = 3
 
 
 @runtime_checkable
@@ -99,3 +102,94 @@ def want_progress(show_progress: bool | None, n_batches: int) -> bool:
     if show_progress is None:
         return n_batches > 1 and sys.stderr.isatty()
     return bool(show_progress)
+
+
+def _quote(text: str, n: int = 40) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def warn_blank_texts(texts: Sequence[str], who: str) -> list[int]:
+    """Warn (:class:`~speechx.errors.TeacherWarning`) about empty or whitespace-only texts.
+
+    They are still embedded, since callers rely on one row per text, but such a row says
+    nothing about any sentence.  The data-dir teacher stage never passes them (it gives an
+    empty transcript a row of NaN instead).
+
+    Returns:
+        The indices of the blank texts (empty when there is none).
+    """
+    blank = [i for i, t in enumerate(texts) if not t.strip()]
+    if blank:
+        shown = ", ".join(f"#{i}" for i in blank[:_QUOTED])
+        more = f" and {len(blank) - _QUOTED} more" if len(blank) > _QUOTED else ""
+        warnings.warn(
+            f"{who}: {len(blank)} empty text(s) ({shown}{more}); their embeddings carry no meaning",
+            TeacherWarning,
+            stacklevel=3,
+        )
+    return blank
+
+
+def warn_long_texts(texts: Sequence[str], who: str, max_chars: int, what: str) -> list[int]:
+    """Warn about texts longer than ``max_chars`` characters; ``what`` says what happens to them.
+
+    Returns:
+        The indices of the long texts.
+    """
+    long = [i for i, t in enumerate(texts) if len(t) > max_chars]
+    if long:
+        i = long[0]
+        more = f" and {len(long) - 1} more" if len(long) > 1 else ""
+        warnings.warn(
+            f"{who}: text #{i} {_quote(texts[i])} is {len(texts[i]):,} characters long "
+            f"(over {max_chars:,}){more}; {what}",
+            TeacherWarning,
+            stacklevel=3,
+        )
+    return long
+
+
+def language_code(lang: str) -> str:
+    """The primary subtag of a language tag, lower-cased: ``"nl-NL"``, ``"nl_nl"`` -> ``"nl"``."""
+    return lang.replace("_", "-").split("-")[0].strip().lower()
+
+
+def check_language_coverage(
+    teacher: TextTeacher, languages: Iterable[str], source: str | None = None
+) -> list[str]:
+    """Warn for every language in ``languages`` that ``teacher`` was not trained on.
+
+    Texts in such a language are still embedded, but the teacher maps them poorly, so a
+    speech encoder distilled on them learns little.  Tags are compared by their primary
+    subtag (``nl-BE`` is covered by ``nl``).  A teacher whose ``languages`` is ``None``
+    (unknown, e.g. an ``hf:`` teacher without ``languages=``) is not checked.
+
+    Example:
+        >>> check_language_coverage(load_teacher(), ["nl", "sv"], "data/train")  # doctest: +SKIP
+        TeacherWarning: use-multilingual-v3: language 'sv' (in data/train) is not one of ...
+        ['sv']
+
+    Args:
+        teacher: a loaded teacher.
+        languages: language codes of the texts, e.g. a dir's ``utt2lang`` values and the
+            ``<lang>`` of its ``text.<lang>`` files.
+        source: where the languages come from, named in the warning (a data dir, a file).
+
+    Returns:
+        The uncovered languages as given, sorted and without repeats.
+    """
+    known = getattr(teacher, "languages", None)
+    if known is None:
+        return []
+    covered = {language_code(k) for k in known}
+    who = getattr(teacher, "teacher_id", None) or getattr(teacher, "name", "teacher")
+    where = f" (in {source})" if source else ""
+    missing = sorted({lang for lang in languages if language_code(lang) not in covered})
+    for lang in missing:
+        warnings.warn(
+            f"{who}: language {lang!r}{where} is not one of the {len(known)} languages the "
+            f"teacher was trained on ({' '.join(sorted(known))}); its embeddings will be poor",
+            TeacherWarning,
+            stacklevel=2,
+        )
+    return missing

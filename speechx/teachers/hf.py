@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from speechx.errors import TeacherError
+from speechx.errors import TeacherError, TeacherWarning
 from speechx.teachers.base import (
     check_batch_size,
     check_texts,
@@ -31,6 +33,7 @@ from speechx.teachers.base import (
     l2_normalise,
     safe_id,
     want_progress,
+    warn_blank_texts,
 )
 
 Pooling = Literal["cls", "mean", "pooler"]
@@ -47,6 +50,9 @@ TOKENIZER_FILES: tuple[str, ...] = (
 )
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _FINGERPRINT_BYTES = 1 << 20
+#: Model types whose position ids start after the padding index (RoBERTa style): they can
+#: take ``max_position_embeddings - pad_token_id - 1`` tokens.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet")
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ class HFTeacherConfig:
             ``"pooler"`` (the model's pooler output, as LaBSE is used).
         normalize: L2-normalise the pooled vectors.  Leave it on: the speechx contract is
             unit rows; ``False`` exists for inspecting raw outputs.
-        max_length: texts are truncated to this many tokens (special tokens included).
+        max_length: texts are truncated to this many tokens (special tokens included), or
+            to the model's ``max_position_embeddings`` when that is smaller; a text that is
+            cut gets a :class:`~speechx.errors.TeacherWarning` naming it.
         languages: language codes to report as ``.languages`` (``None``: unknown).
         device: torch device string.
         dtype: ``"float32"`` or ``"bfloat16"`` for the forward pass (outputs are float32).
@@ -172,6 +180,9 @@ class HFTextTeacher:
                 f"hf teacher: {self.model_dir / 'config.json'} has no integer hidden_size"
             )
         self.dim: int = dim
+        #: Tokens per text actually used: ``max_length``, capped by the model's positions
+        #: (a longer input would not run at all).
+        self.max_tokens: int = min(cfg.max_length, _position_limit(model_cfg) or cfg.max_length)
         self.name = f"hf:{self.model_dir}"
         self.languages: tuple[str, ...] | None = cfg.languages
         parts = [
@@ -208,17 +219,25 @@ class HFTextTeacher:
             tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         except Exception as exc:
             raise TeacherError(
-                f"hf teacher: cannot load a tokenizer from {self.model_dir}: {exc}"
+                f"hf teacher: cannot load a tokenizer from {self.model_dir}: {_first_line(exc)}"
             ) from exc
         dtype = torch.float32 if self.config.dtype == "float32" else torch.bfloat16
+        from transformers.utils import logging as hf_logging
+
+        bar = hf_logging.is_progress_bar_enabled()
+        if bar and not sys.stderr.isatty():
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in logs
         try:
             model, info = AutoModel.from_pretrained(
                 self.model_dir, local_files_only=True, dtype=dtype, output_loading_info=True
             )
         except Exception as exc:
             raise TeacherError(
-                f"hf teacher: cannot load a model from {self.model_dir}: {exc}"
+                f"hf teacher: cannot load a model from {self.model_dir}: {_first_line(exc)}"
             ) from exc
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
         uses_pooler = self.config.pooling == "pooler"
         if uses_pooler and getattr(model, "pooler", None) is None:
             raise TeacherError(
@@ -264,6 +283,7 @@ class HFTextTeacher:
         check_batch_size(batch_size, self.teacher_id)
         if not items:
             return empty_embeddings(self.dim)
+        warn_blank_texts(items, self.teacher_id)
         self.load()
         # Longest first, so the first batch shows the peak memory and padding stays small.
         order = sorted(range(len(items)), key=lambda i: -len(items[i]))
@@ -276,19 +296,21 @@ class HFTextTeacher:
         with torch.inference_mode():
             for start in starts:
                 idx = order[start : start + batch_size]
-                out[idx] = self._embed_batch([items[i] for i in idx])
+                out[idx] = self._embed_batch([items[i] for i in idx], idx)
         return l2_normalise(out) if self.config.normalize else out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def _embed_batch(self, texts: list[str], index: list[int]) -> np.ndarray:
         import torch
 
         enc = self._tokenizer(
             texts,
             padding=True,
             truncation=True,
-            max_length=self.config.max_length,
+            max_length=self.max_tokens,
             return_tensors="pt",
         )
+        if enc["input_ids"].shape[1] >= self.max_tokens:
+            self._warn_truncated(texts, index, enc["attention_mask"].sum(dim=1).tolist())
         enc = {k: v.to(self.config.device) for k, v in enc.items()}
         outputs = self._model(**enc)
         pooling = self.config.pooling
@@ -301,3 +323,39 @@ class HFTextTeacher:
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
         return pooled.to(torch.float32).cpu().numpy()
+
+    def _warn_truncated(self, texts: list[str], index: list[int], lengths: list[int]) -> None:
+        """Warn (naming the text) when texts of a batch were cut at :attr:`max_tokens`."""
+        limit = (
+            "max_length"
+            if self.max_tokens == self.config.max_length
+            else "the model's position limit"
+        )
+        for text, i, n in zip(texts, index, lengths, strict=True):
+            if n < self.max_tokens:
+                continue
+            full = len(self._tokenizer(text, truncation=False, verbose=False)["input_ids"])
+            if full > self.max_tokens:
+                quoted = repr(text if len(text) <= 40 else text[:40] + "...")
+                warnings.warn(
+                    f"{self.teacher_id}: text #{i} {quoted} is {full:,} tokens long; only its "
+                    f"first {self.max_tokens} are embedded ({limit})",
+                    TeacherWarning,
+                    stacklevel=4,
+                )
+
+
+def _position_limit(model_cfg: dict[str, Any]) -> int | None:
+    """How many tokens the model's position embeddings allow, from its ``config.json``."""
+    n = model_cfg.get("max_position_embeddings")
+    if not isinstance(n, int) or n <= 0:
+        return None
+    if model_cfg.get("model_type") in _OFFSET_POSITIONS:
+        pad = model_cfg.get("pad_token_id")
+        n -= (pad if isinstance(pad, int) else 1) + 1
+    return n if n >= 2 else None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

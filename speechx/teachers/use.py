@@ -22,6 +22,8 @@ from speechx.teachers.base import (
     empty_embeddings,
     l2_normalise,
     want_progress,
+    warn_blank_texts,
+    warn_long_texts,
 )
 
 #: Languages of multilingual USE v3 (``zh`` covers both zh-CN and zh-TW).
@@ -43,6 +45,9 @@ USE_LANGUAGES: tuple[str, ...] = (
     "zh",
 )
 USE_DIM = 512
+#: Texts longer than this many characters get a warning: mUSE has no length limit and embeds
+#: them whole (about 1 s per 1,000 words on one core), averaged into a single vector.
+USE_LONG_TEXT_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,21 @@ class USETeacher:
         Raises:
             TeacherError: ``texts`` is a single string or holds a non-string, or
                 ``batch_size`` is not a positive int.
+
+        Warns:
+            TeacherWarning: a text is empty, or longer than :data:`USE_LONG_TEXT_CHARS`.
         """
         items = check_texts(texts, self.teacher_id)
         check_batch_size(batch_size, self.teacher_id)
         if not items:
             return empty_embeddings(self.dim)
+        warn_blank_texts(items, self.teacher_id)
+        warn_long_texts(
+            items,
+            self.teacher_id,
+            USE_LONG_TEXT_CHARS,
+            "mUSE embeds all of it (slowly) as one vector; is it really one sentence?",
+        )
         spans = list(batches(len(items), batch_size))
         out = np.empty((len(items), self.dim), dtype=np.float32)
         iterator: Any = spans
