@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from speechx.errors import AudioError, ModelError
 from speechx.models.backbones import Backbone, backbone_class
 from speechx.models.config import SpeechEncoderConfig
 from speechx.models.pooling import LayerWeighting, Projection, build_pooling
+from speechx.models.precision import autocast_for, check_precision, quantize_int8
+from speechx.models.precision import num_threads as set_num_threads
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -335,24 +338,37 @@ class SpeechEncoder(nn.Module):
         inputs: Sequence[AudioSource],
         batch_size: int = 16,
         show_progress: bool | None = None,
+        *,
+        precision: str = "fp32",
+        num_threads: int | None = None,
     ) -> np.ndarray:
         """Embed audio files and arrays.
 
-        Inputs are loaded at :attr:`sample_rate` (resampled if needed), grouped into batches of
-        similar length, and returned in input order.  The model runs in eval mode under
-        ``torch.inference_mode``; its previous mode is restored afterwards.
+        Inputs are grouped into batches of similar length (longest first, so padding is small)
+        and returned in input order.  Audio is loaded at :attr:`sample_rate` (resampled if
+        needed) by a background thread one batch ahead of the model, so decoding overlaps the
+        forward pass.  The model runs in eval mode under ``torch.inference_mode``; its previous
+        mode is restored afterwards.
 
         Args:
             inputs: audio paths and/or ``(array, sample_rate)`` pairs.
             batch_size: utterances per forward pass.
             show_progress: a tqdm bar; ``None`` shows one for more than 64 inputs.
+            precision: ``"fp32"``; ``"bf16"`` (autocast, fast only on CPUs with native bfloat16,
+                see :func:`speechx.models.precision.bf16_is_native`); or ``"int8"`` (a copy of
+                the model with dynamically quantised ``nn.Linear`` layers, made for this call;
+                the model itself is not changed).  See :mod:`speechx.models.precision`.
+            num_threads: torch intra-op threads for this call (restored afterwards); ``None``
+                keeps the current setting.
 
         Returns:
-            float32 ``[N, D]``, L2-normalised rows; ``[0, D]`` for no inputs.
+            float32 ``[N, D]``, L2-normalised rows (in float32, whatever the precision);
+            ``[0, D]`` for no inputs.
 
         Raises:
             AudioError: an input that cannot be loaded or is too short; the input is named.
-            ModelError: ``inputs`` is a single input rather than a list, or ``batch_size < 1``.
+            ModelError: ``inputs`` is a single input rather than a list, ``batch_size < 1``,
+                ``num_threads < 1``, an unknown ``precision``, or int8 on a non-CPU model.
         """
         if isinstance(inputs, str | os.PathLike) or _is_array_pair(inputs):
             raise ModelError(
@@ -361,35 +377,69 @@ class SpeechEncoder(nn.Module):
             )
         if batch_size < 1:
             raise ModelError(f"SpeechEncoder.encode: batch_size must be >= 1, got {batch_size}")
+        try:
+            check_precision(precision)
+        except ModelError as exc:
+            raise ModelError(f"SpeechEncoder.encode: {exc}") from None
+        if num_threads is not None and num_threads < 1:
+            raise ModelError(f"SpeechEncoder.encode: num_threads must be >= 1, got {num_threads}")
         inputs = list(inputs)
         out = np.zeros((len(inputs), self.embed_dim), dtype=np.float32)
         if not inputs:
             return out
         # sort by duration (read from headers, so audio is only decoded one batch at a time)
         order = sorted(range(len(inputs)), key=lambda i: -_duration(inputs[i]))
+        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
         if show_progress is None:
             show_progress = len(inputs) > PROGRESS_THRESHOLD
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
+        model: nn.Module = quantize_int8(self) if precision == "int8" else self
         try:
             with (
+                set_num_threads(num_threads),
                 torch.inference_mode(),
                 tqdm(total=len(inputs), disable=not show_progress, unit="utt") as bar,
             ):
-                for start in range(0, len(order), batch_size):
-                    idx = order[start : start + batch_size]
-                    wavs = [self._load(inputs[i]) for i in idx]
-                    lengths = torch.tensor([w.shape[0] for w in wavs], dtype=torch.long)
-                    batch = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
-                    for row, w in enumerate(wavs):
-                        batch[row, : w.shape[0]] = torch.from_numpy(w)
-                    emb = self(batch.to(device), lengths.to(device))["embeddings"]
-                    out[idx] = emb.float().cpu().numpy()
+                for idx, (batch, lengths) in zip(
+                    batches, self._prefetch(inputs, batches), strict=True
+                ):
+                    with autocast_for(precision, device):
+                        emb = model(batch.to(device), lengths.to(device))["projected"]
+                    # normalise in float32: a bf16 norm is only good to about 3 digits
+                    out[idx] = nn.functional.normalize(emb.float(), dim=-1).cpu().numpy()
                     bar.update(len(idx))
         finally:
             self.train(was_training)
         return out
+
+    def _prefetch(
+        self, inputs: list[AudioSource], batches: list[list[int]]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Padded ``(batch [B, T], lengths [B])`` for each index list, loaded one batch ahead.
+
+        Loading (decoding, resampling) runs in one worker thread while the caller runs the
+        model on the previous batch; libsndfile, soxr and torch release the GIL.
+        """
+        if len(batches) == 1:
+            yield self._collate([inputs[i] for i in batches[0]])
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speechx-load") as pool:
+            pending = pool.submit(self._collate, [inputs[i] for i in batches[0]])
+            for nxt in [*batches[1:], None]:
+                ready = pending.result()
+                if nxt is not None:
+                    pending = pool.submit(self._collate, [inputs[i] for i in nxt])
+                yield ready
+
+    def _collate(self, sources: list[AudioSource]) -> tuple[torch.Tensor, torch.Tensor]:
+        wavs = [self._load(s) for s in sources]
+        lengths = torch.tensor([w.shape[0] for w in wavs], dtype=torch.long)
+        batch = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
+        for row, w in enumerate(wavs):
+            batch[row, : w.shape[0]] = torch.from_numpy(w)
+        return batch, lengths
 
     def _load(self, source: AudioSource) -> np.ndarray:
         wav = load_audio(source, self.sample_rate)
