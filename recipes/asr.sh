@@ -15,7 +15,7 @@ stop_stage=100
 config=conf/asr_whisper_frozen.yaml  # YAML: a "recipe:" section for these stages, the rest is the AsrConfig
 tag=""                     # experiment tag; defaults to the config's file name
 nj=2                       # parallel jobs for data preparation
-nproc=1                    # >1 trains with torchrun (DDP, gloo on CPU)
+nproc=1                    # >1 trains with torchrun (DDP: NCCL on GPUs, gloo on CPU)
 train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
 corpus=fillets
 corpus_dir=""              # where the corpus is; empty = the corpus module's default

@@ -21,7 +21,7 @@ nj=2                       # parallel jobs: synthesis, teacher embedding, encodi
 train_cmd=${train_cmd:-$(dirname "${BASH_SOURCE[0]}")/utils/run.sh}   # launcher of CPU jobs (cmd.sh)
 decode_cmd=${decode_cmd:-$(dirname "${BASH_SOURCE[0]}")/utils/run.sh} # launcher of encoding jobs (cmd.sh)
 encode_test=false          # stage 6 also writes exp/<tag>/embed/<set>/{ids.txt,embeddings.npy} (nj jobs)
-nproc=1                    # >1 trains with torchrun (DDP, gloo on CPU)
+nproc=1                    # >1 trains with torchrun (DDP: NCCL on GPUs, gloo on CPU)
 train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
 corpus=fillets
 corpus_dir=""              # where the corpus is; empty = the corpus module's default
