@@ -26,7 +26,7 @@ import numpy as np
 
 from speechx.data import KaldiDir
 from speechx.errors import TeacherError
-from speechx.teachers.base import TextTeacher
+from speechx.teachers.base import TextTeacher, check_language_coverage
 from speechx.teachers.cache import CachedTeacher, atomic_write
 from speechx.teachers.registry import load_teacher
 
@@ -104,6 +104,10 @@ def embed_data_dir(
                 f"{data_dir}: has no {'text' if f == TEXT_FIELD else f} file for field {f!r}; "
                 f"fields it has: {have or 'none'}"
             )
+    # Texts in a language the teacher was not trained on still embed, but poorly: say so.
+    langs = {lang for lang in kdir.utt2lang.values() if lang} if TEXT_FIELD in wanted else set()
+    langs |= {f.split(".", 1)[1] for f in wanted if f != TEXT_FIELD}
+    check_language_coverage(teacher, sorted(langs), str(data_dir))
     ids = kdir.utt_ids
     out = teacher_dir(data_dir, teacher.teacher_id)
     out.mkdir(parents=True, exist_ok=True)

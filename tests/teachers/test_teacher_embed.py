@@ -156,3 +156,18 @@ def test_repeated_sentences_are_encoded_once(counting_teacher, tmp_path: Path) -
     _, text = load_teacher_embeddings(d, "counting-v1", "text")
     np.testing.assert_array_equal(text[0], text[2])
     assert not np.array_equal(text[0], text[1])
+
+
+def test_warns_for_languages_the_teacher_does_not_cover(counting_teacher, tmp_path: Path) -> None:
+    """The fake covers en and nl: the German translations (and only they) draw a warning."""
+    from speechx.errors import TeacherWarning
+
+    d = write_dir(tmp_path / "data")
+    with pytest.warns(TeacherWarning, match=r"'de'.*data") as rec:
+        embed_data_dir(d, counting_teacher, cache_dir=tmp_path / "c")
+    assert len(rec) == 1 and "'nl'" not in str(rec[0].message)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embed_data_dir(d, counting_teacher, fields=["text", "text.en"], cache_dir=tmp_path / "c")
