@@ -323,11 +323,20 @@ def evaluate_speech_retrieval(
         The path of ``retrieval.json``.
 
     Raises:
-        EvaluationError: distractors without a ``teacher``, or unreadable (see
+        EvaluationError: the encoder's and the teacher's dimensions differ; distractors
+            without a ``teacher``, or unreadable (see
             :func:`read_distractor_texts`); as :func:`load_test_set`; a cascade without a
             ``teacher`` to embed its transcripts, or a teacher whose id is not ``teacher_id``.
         ModelError: an unknown cascade model or missing Whisper packages.
     """
+    enc_dim = getattr(encoder, "embed_dim", None)
+    t_dim = None if teacher is None or isinstance(teacher, str) else getattr(teacher, "dim", None)
+    if enc_dim is not None and t_dim is not None and int(enc_dim) != int(t_dim):
+        raise EvaluationError(
+            f"{model_name or 'the speech encoder'}: embeddings have dimension {enc_dim} but "
+            f"teacher {teacher_id} has dimension {t_dim}; evaluate with the teacher the model was "
+            "distilled into"
+        )
     distractor_texts: list[str] | None = None
     if distractors is not None:
         if teacher is None:

@@ -62,7 +62,9 @@ def test_model_dimension_mismatch_with_teacher(
         "--cache-dir",
         tmp_path / "cache",
     )
-    assert_one_line_error(res, "has dimension 8", "has dimension 32")
+    assert_one_line_error(
+        res, str(tiny_model_dir), "dimension 8", "teacher hf-bert", "dimension 32"
+    )
     assert snapshot(results) == before
 
 
