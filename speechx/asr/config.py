@@ -77,6 +77,8 @@ class AsrConfig:
     epochs: int | None = None
     seed: int = 0
     num_threads: int | None = None
+    #: ``auto``, ``cpu`` or ``cuda``, as in :class:`speechx.distill.config.DistillConfig`.
+    device: str = "auto"
     eval_every: int = 100
     save_every: int = 100
     keep_last_n: int = 3

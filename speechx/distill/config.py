@@ -141,6 +141,9 @@ class DistillConfig:
     seed: int = 0
     #: torch.set_num_threads; None leaves torch's default (torchrun sets OMP_NUM_THREADS=1).
     num_threads: int | None = None
+    #: ``auto`` (CUDA when there is a GPU, else CPU; ``$SPEECHX_DEVICE`` can say), ``cpu`` or
+    #: ``cuda``; under torchrun each rank takes ``cuda:<LOCAL_RANK>`` and NCCL, or gloo on CPU.
+    device: str = "auto"
     eval_every: int = 100
     save_every: int = 100
     keep_last_n: int = 3
@@ -213,6 +216,8 @@ def check_loop_settings(cfg: Any) -> None:
     for key in ("eval_every", "save_every", "log_every", "keep_last_n"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)}")
+    if getattr(cfg, "device", "auto") not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.optim.grad_accum < 1:
         raise ConfigError(f"optim.grad_accum must be >= 1, got {cfg.optim.grad_accum}")
     if cfg.data.max_batch_seconds <= 0:

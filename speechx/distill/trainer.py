@@ -276,7 +276,7 @@ class TrainingLoop:
     def __init__(self, cfg: Any, exp_dir: Path, resume: bool) -> None:
         self.cfg = cfg
         self.exp_dir = exp_dir
-        self.env = init_distributed(getattr(cfg, "device", None))
+        self.env = init_distributed(cfg.device)
         self.device = self.env.torch_device
         self.ckpt_dir = exp_dir / "checkpoints"
         self.model_dir = exp_dir / "model"

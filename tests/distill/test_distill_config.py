@@ -113,3 +113,15 @@ def test_recipe_section_is_ignored(tmp_path: Path) -> None:
     p.write_text("recipe: {nj: 4, speech_langs: nl}\ndata: {train: [a]}\nepochs: 2\n")
     cfg = load_config(p)
     assert cfg.epochs == 2 and cfg.data.train[0].dir == "a"
+
+
+def test_device_is_a_config_key_checked_before_training() -> None:
+    from speechx.asr.config import AsrConfig
+    from speechx.distill.config import ConfigError, DistillConfig, config_from_dict
+
+    assert DistillConfig().device == "auto" and AsrConfig().device == "auto"
+    cfg = config_from_dict({"data": {"train": [{"dir": "d"}]}, "max_steps": 1, "device": "cpu"})
+    assert cfg.validate().device == "cpu"
+    cfg.device = "tpu"
+    with pytest.raises(ConfigError, match="device must be auto, cpu or cuda, got 'tpu'"):
+        cfg.validate()
