@@ -30,7 +30,7 @@ def _keys(data: bytes) -> list[str]:
     return [split_line(line)[0] for line in _lines(data)]
 
 
-@settings(PROFILE, max_examples=examples(100), deadline=None)
+@settings(PROFILE, max_examples=examples(200), deadline=None)
 @given(kaldi_dirs())
 def test_write_read_is_identity_sorted_and_byte_identical(
     tmp_path_factory: pytest.TempPathFactory, kd: KaldiDir
