@@ -233,12 +233,15 @@ def train_asr(
     Args:
         config: an :class:`AsrConfig` (see :func:`speechx.asr.config.load_asr_config`).
         exp_dir: the experiment directory (created).
-        resume: continue from the newest checkpoint.
+        resume: continue from the newest readable checkpoint (stale temp files of a killed
+            run are removed; an unreadable newest checkpoint falls back to the previous).
 
     Returns:
         A :class:`~speechx.distill.trainer.TrainResult`.
 
     Raises:
+        speechx.runlock.RunLockError: another run is using ``exp_dir`` (the shared loop holds
+            ``exp_dir/.lock`` for the run; a killed run's lock is gone with it).
         speechx.distill.errors.TrainingError: checkpoints exist without ``resume``, no usable
             data, or a non-finite loss (naming the step and the batch; no checkpoint is
             written after it).

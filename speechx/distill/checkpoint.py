@@ -4,10 +4,19 @@ A checkpoint is a ``torch.save`` dict with everything needed to continue exactly
 optimizer, scheduler, sampler state and position, the RNG states of every rank, step, epoch and
 the best dev metric so far.  :func:`save_model_dir` writes the ``model/`` directory
 (``SpeechEncoder.save_pretrained``) the same way: into a temporary sibling, then renamed.
+
+Crash safety: a checkpoint is written to a hidden ``.ckpt-<step>.pt.*.tmp``, fsynced and renamed,
+so a process killed at any moment leaves every ``ckpt-N.pt`` whole; what it may leave is a temp
+file (or a ``.model.tmp-*`` / ``.model.old-*`` directory), which :func:`clean_stale` removes when
+the next run starts (holding the experiment's lock, see :mod:`speechx.runlock`).  Should the
+newest checkpoint still be unreadable (a disk that lost it), :func:`load_latest_checkpoint`
+sets it aside and falls back to the previous one with a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import shutil
@@ -20,6 +29,8 @@ import torch
 from speechx.distill.errors import TrainingError
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.pt$")
+
+log = logging.getLogger("speechx.distill")
 
 
 def checkpoint_path(ckpt_dir: Path, step: int) -> Path:
@@ -52,16 +63,59 @@ def save_checkpoint(state: dict[str, Any], ckpt_dir: Path, step: int, keep_last_
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(ckpt_dir, step)
     fd, tmp = tempfile.mkstemp(dir=ckpt_dir, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(ckpt_dir)
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last_n]:
         old.unlink(missing_ok=True)
     return path
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every OS can open a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_stale(exp_dir: Path, ckpt_dir: Path, model_dir: Path) -> list[Path]:
+    """Remove what a killed run left half-done: checkpoint temp files and model temp dirs.
+
+    If ``model_dir`` is missing while a ``.<model>.old-*`` copy exists (the run died between
+    the two renames of :func:`save_model_dir`), that copy is put back first.  Call it only
+    while holding the experiment's lock: a live writer's temp files look the same.
+
+    Returns:
+        The paths removed (or restored), for the log.
+    """
+    done: list[Path] = []
+    if ckpt_dir.is_dir():
+        for p in sorted(ckpt_dir.glob(".ckpt-*.pt.*.tmp")):
+            p.unlink(missing_ok=True)
+            done.append(p)
+    olds = sorted(exp_dir.glob(f".{model_dir.name}.old-*"))
+    if olds and not model_dir.exists():
+        os.replace(olds[-1], model_dir)
+        log.warning("restored %s from %s (a run died while replacing it)", model_dir, olds[-1])
+        done.append(olds.pop())
+    for p in [*olds, *sorted(exp_dir.glob(f".{model_dir.name}.tmp-*"))]:
+        shutil.rmtree(p, ignore_errors=True)
+        done.append(p)
+    return done
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -78,6 +132,41 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise TrainingError(f"{path}: not a speechx distill checkpoint (missing {sorted(missing)})")
     return state
+
+
+def load_latest_checkpoint(
+    ckpt_dir: Path, *, set_aside: bool = True
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest readable checkpoint of ``ckpt_dir`` and its state.
+
+    An unreadable newer checkpoint is skipped with a warning and, with ``set_aside``, renamed
+    to ``<name>.corrupt`` (kept for inspection, no longer counted as a checkpoint).  Only one
+    process of a run should set files aside (rank 0).
+
+    Returns:
+        ``(path, state)``, or None when ``ckpt_dir`` has no checkpoint.
+
+    Raises:
+        TrainingError: there are checkpoints but none can be read (each is named).
+    """
+    found = list_checkpoints(ckpt_dir)
+    errors: list[str] = []
+    for _, path in reversed(found):
+        try:
+            state = load_checkpoint(path)
+        except TrainingError as exc:
+            errors.append(str(exc))
+            log.warning("%s; falling back to the previous checkpoint", exc)
+            if set_aside:
+                with contextlib.suppress(OSError):  # another rank was quicker
+                    os.replace(path, path.with_name(path.name + ".corrupt"))
+            continue
+        return path, state
+    if errors:
+        raise TrainingError(
+            f"{ckpt_dir}: no readable checkpoint ({'; '.join(errors)}); remove them to start over"
+        )
+    return None
 
 
 def save_model_dir(model: Any, out_dir: Path) -> Path:

@@ -18,6 +18,12 @@ exactly as one process with ``grad_accum`` multiplied by ``N`` would (the same b
 
 Only rank 0 writes.  ``resume=True`` continues from the newest checkpoint exactly: the same
 batches, RNG draws and optimizer state as an uninterrupted run.
+
+Rank 0 holds ``exp_dir/.lock`` (:class:`speechx.runlock.RunLock`) for the whole run, so a second
+run on the same directory stops at once with a :class:`~speechx.runlock.RunLockError`; the
+kernel drops the lock when a run dies, so a killed run never blocks its resume.  Holding it,
+the run removes what a killed one left half-done (checkpoint temp files, model temp dirs), and
+a resumed run drops the metrics lines logged after its checkpoint (they are logged again).
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from speechx.distill.checkpoint import (
+    clean_stale,
     latest_checkpoint,
     list_checkpoints,
-    load_checkpoint,
+    load_latest_checkpoint,
     save_checkpoint,
     save_model_dir,
 )
@@ -87,6 +94,7 @@ from speechx.distill.runtime import (
 from speechx.distill.sampling import LanguageBalancedBatchSampler, language_probabilities
 from speechx.models import SpeechEncoder, build_encoder
 from speechx.models.encoder import FORMAT_NAME
+from speechx.runlock import RunLock
 from speechx.teachers.embed import load_teacher_embeddings
 
 log = logging.getLogger("speechx.distill")
@@ -288,16 +296,25 @@ class TrainingLoop:
         self.last_dev: dict[str, float] = {}
         self.last_ckpt: Path | None = None
         self.pos = _Position()
+        self.lock = RunLock(exp_dir, option="--exp-dir")
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         cfg, env = self.cfg, self.env
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        stale: list[Path] = []
         if env.is_main:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()  # before anything is written: a second run stops here
+            stale = clean_stale(self.exp_dir, self.ckpt_dir, self.model_dir)
         barrier(env)
         setup_logging(self.exp_dir / "log" / "train.log", main=env.is_main)
+        if env.is_main and stale:
+            log.info(
+                "removed what an interrupted run left half-written: %s",
+                ", ".join(p.name for p in stale),
+            )
         found = latest_checkpoint(self.ckpt_dir)
         if found is not None and not self.resume:
             raise TrainingError(
@@ -370,6 +387,8 @@ class TrainingLoop:
 
         if self.resume:
             self._load_latest()
+        if env.is_main:
+            self._trim_metrics()
         self.ddp: DistributedDataParallel | None = None
         if env.distributed:
             unused = self._find_unused()
@@ -530,11 +549,11 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ checkpoints
     def _load_latest(self) -> None:
-        found = latest_checkpoint(self.ckpt_dir)
-        if found is None:
+        loaded = load_latest_checkpoint(self.ckpt_dir, set_aside=self.env.is_main)
+        if loaded is None:
             log.warning("resume requested but %s has no checkpoint: starting fresh", self.ckpt_dir)
             return
-        state = load_checkpoint(found)
+        found, state = loaded
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -565,6 +584,33 @@ class TrainingLoop:
             self.pos.epoch,
             self.pos.chunk,
         )
+
+    def _trim_metrics(self) -> None:
+        """Drop metrics lines after the step this run starts from (and any torn last line):
+        an interrupted run logged them, and this one logs them again."""
+        path = self.metrics_file
+        if not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+                ok = line.endswith("\n") and int(rec["step"]) <= self.pos.step
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if ok:
+                keep.append(line)
+        if len(keep) != len(lines):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(keep), encoding="utf-8")
+            os.replace(tmp, path)
+            log.info(
+                "%s: dropped %d lines logged after step %d by an interrupted run",
+                path,
+                len(lines) - len(keep),
+                self.pos.step,
+            )
 
     def _save(self) -> None:
         rngs = gather_objects(rng_state(self.device), self.env)
@@ -862,6 +908,7 @@ def run_training(loop: TrainingLoop) -> TrainResult:
         The :class:`TrainResult`.
 
     Raises:
+        speechx.runlock.RunLockError: another run holds the experiment directory.
         TrainingError, speechx.errors.SpeechxError: whatever the loop's setup or steps raise.
     """
     try:
@@ -870,6 +917,7 @@ def run_training(loop: TrainingLoop) -> TrainResult:
     finally:
         close_logging()
         shutdown_distributed(loop.env)
+        loop.lock.release()
 
 
 def train_distill(
@@ -890,8 +938,10 @@ def train_distill(
         A :class:`TrainResult`.
 
     Raises:
+        speechx.runlock.RunLockError: another run is using ``exp_dir`` (it names the pid).
         TrainingError: ``exp_dir`` has checkpoints but ``resume`` is false, no usable
-            training data, a non-finite loss, a model/teacher dimension mismatch.
+            training data, a non-finite loss, a model/teacher dimension mismatch, or no
+            checkpoint can be read on ``resume``.
         ConfigError: an invalid config.
         speechx.errors.SpeechxError: unreadable data dirs, audio or teacher embeddings.
     """
