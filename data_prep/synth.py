@@ -8,6 +8,12 @@ pitch, chosen from a hash of ``(seed, lang, sentence id)``.  Audio is resampled 
 soxr and saved as 16-bit WAV under ``<audio_dir>/<lang>/`` (default ``<out_dir>/../wav/synth``),
 outside the Kaldi dirs.  Files already there are kept, so an interrupted run resumes.
 
+Crash safety: every WAV is written to a hidden temp file and renamed, so a killed run leaves no
+truncated clip, only temp files.  A run holds ``<audio_dir>/.lock`` (:class:`speechx.runlock.
+RunLock`: a second run on the same audio dir stops with an error naming the first) and, holding
+it, deletes the temp files a killed run left.  A rerun after a kill writes the same Kaldi dirs
+and audio, byte for byte, as an uninterrupted run.
+
 Output Kaldi dirs: ``<out_dir>/synth_<lang>_<split>`` with ``wav.scp``, ``text`` (the sentence in
 ``<lang>``), ``text.<lang>`` for every language of the table, ``utt2spk``
 (``<lang>-<variant>-s<speed>-p<pitch>``), ``utt2lang``, ``utt2dur`` and ``utt2sent``.
@@ -44,6 +50,7 @@ from speechx.audio import save_audio
 from speechx.data.kaldi import KaldiDir, atomic_write_text
 from speechx.data.splits import DEFAULT_SPLIT_NAMES
 from speechx.errors import SpeechxError
+from speechx.runlock import RunLock
 
 DEFAULT_LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pl", "ru")
 DEFAULT_SENTENCES = "local/fillets_sentences.tsv"
@@ -574,6 +581,7 @@ def prepare_synth(
     Raises:
         SynthError: espeak-ng or a voice is missing, the sentence source is unusable, or no
             clip at all could be made.
+        speechx.runlock.RunLockError: another run is writing the same audio dir.
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -595,70 +603,90 @@ def prepare_synth(
     )
     report = PrepReport(corpus="synth", out_dir=str(out), n_sentences=len(chosen))
 
-    jobs: list[_Job] = []
-    for s in chosen:
-        for lang in langs:
-            text = " ".join(s.texts.get(lang, "").split())
-            if not text:
-                report.skip("no_text")
-                continue
-            voice = choose_voice(lang, s.sent_id, seed, voices, espeak_voices)
-            path = (audio_root / lang / f"{voice.speaker}-{s.sent_id}.wav").resolve()
-            jobs.append(_Job(s.sent_id, s.split, lang, text, voice, path))
+    with RunLock(audio_root, option="--audio-dir"):
+        stale = remove_stale_tmp(audio_root, langs)
+        jobs: list[_Job] = []
+        for s in chosen:
+            for lang in langs:
+                text = " ".join(s.texts.get(lang, "").split())
+                if not text:
+                    report.skip("no_text")
+                    continue
+                voice = choose_voice(lang, s.sent_id, seed, voices, espeak_voices)
+                path = (audio_root / lang / f"{voice.speaker}-{s.sent_id}.wav").resolve()
+                jobs.append(_Job(s.sent_id, s.split, lang, text, voice, path))
 
-    if nj > 1 and jobs:
-        ran = run_pieces(
-            jobs,
-            report,
-            audio_root,
-            nj=min(nj, len(jobs)),
-            sample_rate=sample_rate,
-            executable=exe,
-            cmd=cmd,
-        )
-    else:
-        ran = run_jobs(
-            lambda j: _run_job(j, sample_rate, exe),
-            jobs,
-            report,
-            nj=1,
-            progress=progress,
-            desc="synth",
-            unit="clip",
-        )
-    results, statuses = ran.done, ran.statuses
-    if jobs and not results:
-        raise SynthError(f"no clip could be synthesised ({dict(report.skipped)})")
+        if nj > 1 and jobs:
+            ran = run_pieces(
+                jobs,
+                report,
+                audio_root,
+                nj=min(nj, len(jobs)),
+                sample_rate=sample_rate,
+                executable=exe,
+                cmd=cmd,
+            )
+        else:
+            ran = run_jobs(
+                lambda j: _run_job(j, sample_rate, exe),
+                jobs,
+                report,
+                nj=1,
+                progress=progress,
+                desc="synth",
+                unit="clip",
+            )
+        results, statuses = ran.done, ran.statuses
+        if jobs and not results:
+            raise SynthError(f"no clip could be synthesised ({dict(report.skipped)})")
 
-    kdirs: dict[tuple[str, str], KaldiDir] = {}
-    total = 0.0
-    for job, dur in results:
-        kd = kdirs.setdefault((job.lang, job.split), KaldiDir())
-        utt = job.utt
-        kd.wav_scp[utt] = str(job.path)
-        kd.text[utt] = job.text
-        kd.utt2spk[utt] = job.voice.speaker
-        kd.utt2lang[utt] = job.lang
-        kd.utt2dur[utt] = round(dur, 3)
-        kd.utt2sent[utt] = job.sent_id
-        for tl, t in table[job.sent_id].texts.items():
-            kd.translations.setdefault(tl, {})[utt] = " ".join(t.split())
-        total += dur
-    report.splits = {s: 0 for s in splits}
-    for (lang, split), kd in sorted(kdirs.items()):
-        name = f"synth_{lang}_{split}"
-        kd.write(out / name)
-        report.dirs[name] = len(kd)
-        report.splits[split] += len(kd)
-    report.used = len(results)
-    report.hours = total / 3600.0
-    report.extra = {
-        "synthesised": statuses["synthesised"],
-        "reused": statuses["reused"],
-        "speakers": len({j.voice.speaker for j, _ in results}),
-        "audio_dir": str(audio_root),
-    }
+        kdirs: dict[tuple[str, str], KaldiDir] = {}
+        total = 0.0
+        for job, dur in results:
+            kd = kdirs.setdefault((job.lang, job.split), KaldiDir())
+            utt = job.utt
+            kd.wav_scp[utt] = str(job.path)
+            kd.text[utt] = job.text
+            kd.utt2spk[utt] = job.voice.speaker
+            kd.utt2lang[utt] = job.lang
+            kd.utt2dur[utt] = round(dur, 3)
+            kd.utt2sent[utt] = job.sent_id
+            for tl, t in table[job.sent_id].texts.items():
+                kd.translations.setdefault(tl, {})[utt] = " ".join(t.split())
+            total += dur
+        report.splits = {s: 0 for s in splits}
+        for (lang, split), kd in sorted(kdirs.items()):
+            name = f"synth_{lang}_{split}"
+            kd.write(out / name)
+            report.dirs[name] = len(kd)
+            report.splits[split] += len(kd)
+        report.used = len(results)
+        report.hours = total / 3600.0
+        report.extra = {
+            "synthesised": statuses["synthesised"],
+            "reused": statuses["reused"],
+            "speakers": len({j.voice.speaker for j, _ in results}),
+            "audio_dir": str(audio_root),
+        }
+    report.extra["stale_tmp_removed"] = stale
     return report.finish(t0, verbose=verbose)
+
+
+def remove_stale_tmp(audio_root: Path, langs: Sequence[str]) -> int:
+    """Delete the hidden temp files (``.<clip>.wav.*.tmp``) a killed run left in
+    ``<audio_root>/<lang>/``; call it only holding ``audio_root``'s lock.
+
+    Returns:
+        How many were deleted.
+    """
+    n = 0
+    for lang in langs:
+        d = audio_root / lang
+        if d.is_dir():
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                n += 1
+    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
