@@ -210,10 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m speechx.runlock DIR -- COMMAND ...``: run COMMAND holding DIR's lock.
 
     For recipe stages (e.g. evaluation into ``exp/<tag>/results``): speechx trainers started
-    inside see the lock as their own.
+    inside see the lock as their own.  COMMAND inherits the locked descriptor, so the lock is
+    held until both this process and COMMAND have ended.
 
     Returns:
-        COMMAND's exit status; 2 (and one line on stderr) when DIR is in use.
+        COMMAND's exit status; 2 (and one line on stderr) when DIR is in use; 127 when
+        COMMAND cannot be started.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" in args:
@@ -231,7 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        return subprocess.call(cmd, env=lock.child_env())
+        # the command inherits the locked descriptor: the lock lasts while either one lives
+        fds = (lock._fd,) if lock._fd is not None else ()
+        return subprocess.call(cmd, env=lock.child_env(), pass_fds=fds)
+    except OSError as exc:
+        print(f"error: cannot run {cmd[0]!r}: {exc}", file=sys.stderr)
+        return 127
     finally:
         lock.release()
 
