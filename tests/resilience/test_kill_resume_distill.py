@@ -8,6 +8,7 @@ run and the last resume run in this process (one thread each, so the arithmetic 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from resilience_helpers import (
 from speechx.cli import main as cli_main
 from speechx.distill import load_config, train_distill
 from speechx.distill.checkpoint import list_checkpoints, load_checkpoint
+from speechx.distill.errors import TrainingError
 from speechx.models import SpeechEncoder
 from speechx.runlock import RunLockError
 
@@ -120,3 +122,27 @@ def test_sigkill_in_checkpoint_write_and_mid_step_then_resume_is_bitwise_exact(
         return [(r["step"], r["split"]) for r in map(json.loads, lines)]
 
     assert records(exp) == records(tmp_path / "straight")
+
+
+def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path) -> None:
+    data = make_train_dir(tmp_path / "data")
+    cfg = load_config(distill_config_yaml(tmp_path / "c.yaml", data), ["data.dev=[]"])
+    straight = train_distill(cfg, tmp_path / "straight")
+    expected = load_checkpoint(straight.last_checkpoint)
+
+    exp = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "straight", exp)
+    newest = exp / "checkpoints" / "ckpt-6.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # e.g. a disk that lost the end
+    res = train_distill(cfg, exp, resume=True)
+    assert res.step == 6
+    text = (exp / "log" / "train.log").read_text()
+    assert "ckpt-6.pt: cannot read checkpoint" in text and "falling back" in text
+    assert "resumed from" in text and "ckpt-4.pt: step 4" in text
+    assert (exp / "checkpoints" / "ckpt-6.pt.corrupt").is_file()
+    _assert_same_state(expected["model"], load_checkpoint(newest)["model"])
+
+    for _, p in list_checkpoints(exp / "checkpoints"):
+        p.write_bytes(b"")
+    with pytest.raises(TrainingError, match="no readable checkpoint"):
+        train_distill(cfg, exp, resume=True)
