@@ -25,7 +25,7 @@ from resilience_helpers import (
 
 from speechx.cli import main as cli_main
 from speechx.distill import load_config, train_distill
-from speechx.distill.checkpoint import list_checkpoints, load_checkpoint
+from speechx.distill.checkpoint import clean_stale, list_checkpoints, load_checkpoint
 from speechx.distill.errors import TrainingError
 from speechx.models import SpeechEncoder
 from speechx.runlock import RunLockError
@@ -50,10 +50,10 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def _train_losses(exp: Path) -> dict[int, float]:
+def _records(exp: Path) -> list[dict]:
+    """metrics.jsonl, every line parsed, without the wall-clock throughput."""
     lines = (exp / "log" / "metrics.jsonl").read_text().splitlines()
-    recs = [json.loads(x) for x in lines]
-    return {r["step"]: r["loss"] for r in recs if r["split"] == "train"}
+    return [{k: v for k, v in json.loads(x).items() if k != "audio_sec_per_sec"} for x in lines]
 
 
 def test_sigkill_in_checkpoint_write_and_mid_step_then_resume_is_bitwise_exact(
@@ -114,14 +114,8 @@ def test_sigkill_in_checkpoint_write_and_mid_step_then_resume_is_bitwise_exact(
     ma = SpeechEncoder.from_pretrained(tmp_path / "straight" / "model").state_dict()
     mb = SpeechEncoder.from_pretrained(exp / "model").state_dict()
     _assert_same_state(ma, mb)
-    # the log has each step once, with the uninterrupted run's losses
-    assert _train_losses(exp) == _train_losses(tmp_path / "straight")
-
-    def records(e: Path) -> list[tuple[int, str]]:
-        lines = (e / "log" / "metrics.jsonl").read_text().splitlines()
-        return [(r["step"], r["split"]) for r in map(json.loads, lines)]
-
-    assert records(exp) == records(tmp_path / "straight")
+    # the log has each step once, with the uninterrupted run's losses and dev metrics
+    assert _records(exp) == _records(tmp_path / "straight")
 
 
 def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path) -> None:
@@ -134,6 +128,8 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path)
     shutil.copytree(tmp_path / "straight", exp)
     newest = exp / "checkpoints" / "ckpt-6.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # e.g. a disk that lost the end
+    with open(exp / "log" / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 7, "split": "tra')  # a line torn by a kill
     res = train_distill(cfg, exp, resume=True)
     assert res.step == 6
     text = (exp / "log" / "train.log").read_text()
@@ -142,7 +138,26 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tmp_path: Path)
     assert (exp / "checkpoints" / "ckpt-6.pt.corrupt").is_file()
     _assert_same_state(expected["model"], load_checkpoint(newest)["model"])
 
+    assert _records(exp) == _records(tmp_path / "straight")
+
     for _, p in list_checkpoints(exp / "checkpoints"):
         p.write_bytes(b"")
     with pytest.raises(TrainingError, match="no readable checkpoint"):
         train_distill(cfg, exp, resume=True)
+
+
+def test_clean_stale_restores_a_model_dir_caught_between_renames(tmp_path: Path) -> None:
+    exp, ckpt = tmp_path / "exp", tmp_path / "exp" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "ckpt-2.pt").write_bytes(b"whole")
+    (ckpt / ".ckpt-4.pt.abc123.tmp").write_bytes(b"half")
+    old = exp / ".model.old-4242"  # save_model_dir moved model/ aside, then died
+    old.mkdir()
+    (old / "config.json").write_text("{}")
+    (exp / ".model.tmp-xyz").mkdir()  # and its new copy, complete or not
+    removed = clean_stale(exp, ckpt, exp / "model")
+    assert (exp / "model" / "config.json").read_text() == "{}"
+    assert sorted(p.name for p in exp.iterdir()) == ["checkpoints", "model"]
+    assert [p.name for p in ckpt.iterdir()] == ["ckpt-2.pt"]
+    assert len(removed) == 3
+    assert clean_stale(exp, ckpt, exp / "model") == []
