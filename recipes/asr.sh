@@ -103,7 +103,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   opts=(--beam "$beam" --out "${expdir}/decode" --score-dir "${expdir}/results" --model-name "$tag")
   [ -n "$lm" ] && opts+=(--lm "$lm")
   [ -n "$peer" ] && opts+=(--peer "$peer")
-  speechx transcribe --model "${expdir}/model" --data-dir "${existing[@]}" "${opts[@]}" 2>&1 \
+  # Under the exp dir's run lock, as training: two decodes never write one decode/ and results/.
+  python -m speechx.runlock "$expdir" -- speechx transcribe --model "${expdir}/model" --data-dir "${existing[@]}" "${opts[@]}" 2>&1 \
     | tee "${expdir}/log/decode.log"
   log "Results: ${expdir}/results/summary.md"
   cat "${expdir}/results/summary.md"

@@ -163,8 +163,9 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     # shellcheck disable=SC2206
     cascade_opt=(--cascade "$cascade" --cascade-sets $cascade_sets)
   fi
+  # The exp dir's run lock (as training holds it) keeps two evaluations from writing one results/.
   # shellcheck disable=SC2086
-  speechx evaluate-retrieval --model "${expdir}/model" --teacher "$teacher" "${cache_opt[@]}" \
+  python -m speechx.runlock "$expdir" -- speechx evaluate-retrieval --model "${expdir}/model" --teacher "$teacher" "${cache_opt[@]}" \
     --out-dir "${expdir}/results" --text-langs $text_langs "${cascade_opt[@]}" --data-dirs $test_sets \
     2>&1 | tee "${expdir}/log/evaluate.log"
   log "Results: ${expdir}/results/summary.md"
