@@ -341,11 +341,15 @@ class SpeechEncoder(nn.Module):
         *,
         precision: str = "fp32",
         num_threads: int | None = None,
+        max_padding: float = 0.25,
     ) -> np.ndarray:
         """Embed audio files and arrays.
 
-        Inputs are grouped into batches of similar length (longest first, so padding is small)
-        and returned in input order.  Audio is loaded at :attr:`sample_rate` (resampled if
+        Inputs are grouped into batches of similar length (longest first) and returned in input
+        order.  A batch also ends early when the next input is more than ``max_padding`` shorter
+        than the batch's longest: on a CPU a padded frame costs as much as a real one, and a
+        convolutional front end (wav2vec 2.0's is most of its compute) gains little from
+        batching, so padding would make batching slower than one input at a time.  Audio is loaded at :attr:`sample_rate` (resampled if
         needed) by a background thread one batch ahead of the model, so decoding overlaps the
         forward pass.  The model runs in eval mode under ``torch.inference_mode``; its previous
         mode is restored afterwards.
@@ -360,6 +364,8 @@ class SpeechEncoder(nn.Module):
                 the model itself is not changed).  See :mod:`speechx.models.precision`.
             num_threads: torch intra-op threads for this call (restored afterwards); ``None``
                 keeps the current setting.
+            max_padding: the largest fraction of a batch row that may be padding, in [0, 1);
+                0 batches only inputs of equal length, 1 never ends a batch early.
 
         Returns:
             float32 ``[N, D]``, L2-normalised rows (in float32, whatever the precision);
@@ -383,13 +389,16 @@ class SpeechEncoder(nn.Module):
             raise ModelError(f"SpeechEncoder.encode: {exc}") from None
         if num_threads is not None and num_threads < 1:
             raise ModelError(f"SpeechEncoder.encode: num_threads must be >= 1, got {num_threads}")
+        if not 0.0 <= max_padding <= 1.0:
+            raise ModelError(
+                f"SpeechEncoder.encode: max_padding must be in [0, 1], got {max_padding}"
+            )
         inputs = list(inputs)
         out = np.zeros((len(inputs), self.embed_dim), dtype=np.float32)
         if not inputs:
             return out
-        # sort by duration (read from headers, so audio is only decoded one batch at a time)
-        order = sorted(range(len(inputs)), key=lambda i: -_duration(inputs[i]))
-        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+        # durations from headers, so audio is only decoded one batch at a time
+        batches = length_batches([_duration(x) for x in inputs], batch_size, max_padding)
         if show_progress is None:
             show_progress = len(inputs) > PROGRESS_THRESHOLD
         device = next(self.parameters()).device
@@ -521,6 +530,30 @@ class SpeechEncoder(nn.Module):
         except RuntimeError as exc:
             raise ModelError(f"{weights}: weights do not match config.json ({exc})") from None
         return model.to(device).eval()
+
+
+def length_batches(
+    durations: Sequence[float], batch_size: int, max_padding: float = 1.0
+) -> list[list[int]]:
+    """Indices of ``durations`` in batches, longest first, at most ``batch_size`` each.
+
+    A batch ends early when the next item is shorter than ``(1 - max_padding)`` times the
+    batch's first (longest) item, so no row is more than ``max_padding`` padding.  Ties keep
+    input order, so the batches are the same on every run.
+    """
+    order = sorted(range(len(durations)), key=lambda i: -durations[i])
+    batches: list[list[int]] = []
+    for i in order:
+        cur = batches[-1] if batches else None
+        if (
+            cur is None
+            or len(cur) >= batch_size
+            or durations[i] < (1.0 - max_padding) * durations[cur[0]]
+        ):
+            batches.append([i])
+        else:
+            cur.append(i)
+    return batches
 
 
 def read_config(model_dir: str | os.PathLike) -> SpeechEncoderConfig:

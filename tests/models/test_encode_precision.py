@@ -196,3 +196,25 @@ def test_precision_encoder_wraps_for_evaluators(encoder: Any, clips: list) -> No
     )
     with pytest.raises(ModelError, match="unknown precision"):
         PrecisionEncoder(encoder, "half")
+
+
+def test_length_batches_bound_the_padding_of_every_row() -> None:
+    from speechx.models.encoder import length_batches
+
+    durs = [1.0, 10.0, 9.0, 2.0, 8.0, 1.9, 9.5, 1.0]
+    assert length_batches(durs, 8, max_padding=1.0) == [[1, 6, 2, 4, 3, 5, 0, 7]]
+    # 8.0 is 20% shorter than 10.0 (allowed at 0.25); 2.0 is not: a new batch starts there
+    assert length_batches(durs, 8, max_padding=0.25) == [[1, 6, 2, 4], [3, 5], [0, 7]]
+    assert length_batches(durs, 2, max_padding=0.25) == [[1, 6], [2, 4], [3, 5], [0, 7]]
+    assert length_batches(durs, 8, max_padding=0.0) == [[1], [6], [2], [4], [3], [5], [0, 7]]
+    for batch in length_batches(durs, 3, max_padding=0.25):
+        assert all(durs[i] >= 0.75 * durs[batch[0]] for i in batch)
+
+
+def test_encode_checks_max_padding_and_keeps_input_order(encoder, clips) -> None:
+    with pytest.raises(ModelError, match="max_padding must be in"):
+        encoder.encode(clips, max_padding=1.5)
+    one = encoder.encode(clips, batch_size=1)
+    # every clip alone (max_padding 0: these lengths all differ) equals batch_size 1, in order
+    np.testing.assert_allclose(encoder.encode(clips, max_padding=0.0), one, atol=1e-6)
+    assert encoder.encode(clips, max_padding=0.25).shape == one.shape
