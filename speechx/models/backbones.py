@@ -364,11 +364,13 @@ class Data2VecAudioBackbone(HFAudioBackbone):
             self._pos_mask = None
 
 
+from speechx.models.fbank import Wav2Vec2FbankBackbone  # noqa: E402  (subclasses HFAudioBackbone)
 from speechx.models.whisper import WhisperBackbone  # noqa: E402  (it subclasses Backbone)
 
 #: registry key -> backbone class; keys double as transformers ``model_type`` values
 BACKBONES: dict[str, type[Backbone]] = {
     "wav2vec2": Wav2Vec2Backbone,
+    "wav2vec2-fbank": Wav2Vec2FbankBackbone,
     "hubert": HubertBackbone,
     "wavlm": WavLMBackbone,
     "data2vec-audio": Data2VecAudioBackbone,

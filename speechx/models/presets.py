@@ -13,6 +13,12 @@ Presets (frame rate and size with the default linear head at embed_dim 512):
                        with 256 channels; 50 frames/s, about 4.6M parameters.
 ``w2v2-scratch-fast``  as ``w2v2-scratch-small`` with a 4-layer front end (strides 5, 4, 4, 4) that
                        costs about a fifth of the compute; 50 frames/s.
+``w2v2-fbank-small``   as ``w2v2-scratch-small`` on an 80-bin log-mel + conv2d-subsampling front end
+                       (``speechx.models.fbank``, 64 channels) instead of the waveform convolutions;
+                       25 frames/s, about 3.8M parameters, a small fraction of the front-end
+                       compute (``benchmarks/frontend.py``).
+``w2v2-fbank-tiny``    the same front end (4 channels) under hidden 16, 2 layers, 2 heads; 25
+                       frames/s.  For tests only.
 ``w2v2-base``          the wav2vec2-base architecture (group-norm front end, 12 layers, 95M),
                        randomly initialised; a reference for sizes and speed.
 ``whisper-base``       the pretrained Whisper-base encoder (6 layers, 512 wide, 20M), imported
@@ -22,9 +28,9 @@ Presets (frame rate and size with the default linear head at embed_dim 512):
 ``whisper-tiny-scratch`` a Whisper encoder, hidden 16, 2 layers, random init. For tests.
 =====================  ==========================================================================
 
-All scratch presets except ``w2v2-base`` use a layer-norm front end and pre-LN transformer
-(``do_stable_layer_norm``), so padded batches get an attention mask and the embedding of an
-utterance does not depend on its batch neighbours.
+All scratch presets except ``w2v2-base`` use a layer-norm (or filterbank) front end and pre-LN
+transformer (``do_stable_layer_norm``), so padded batches get an attention mask and the embedding
+of an utterance does not depend on its batch neighbours.
 """
 
 from __future__ import annotations
@@ -99,6 +105,42 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             "conv_stride": [5, 4, 4, 4],
         },
         {},
+    ),
+    # log-mel + conv2d subsampling instead of the waveform convolutions; at 25 frames/s the
+    # positional convolution and the SpecAugment spans keep about the lengths in seconds above
+    "w2v2-fbank-small": (
+        "wav2vec2-fbank",
+        {
+            **_SMALL_LAYERS,
+            "fbank_subsampling": 4,
+            "fbank_conv_channels": 64,
+            "num_conv_pos_embeddings": 32,
+            "mask_time_length": 3,
+        },
+        {},
+    ),
+    "w2v2-fbank-tiny": (
+        "wav2vec2-fbank",
+        {
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "fbank_subsampling": 4,
+            "fbank_conv_channels": 4,
+            "num_conv_pos_embeddings": 8,
+            "num_conv_pos_embedding_groups": 2,
+            "do_stable_layer_norm": True,
+            "conv_bias": True,
+            "layerdrop": 0.0,
+            "mask_time_prob": 0.0,
+            "hidden_dropout": 0.0,
+            "attention_dropout": 0.0,
+            "activation_dropout": 0.0,
+            "feat_proj_dropout": 0.0,
+            "final_dropout": 0.0,
+        },
+        {"pooling_heads": 2},
     ),
     "w2v2-base": ("wav2vec2", {"layerdrop": 0.0}, {}),
     # Whisper's encoder: log-mel of the raw waveform, so no waveform normalisation
