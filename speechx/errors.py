@@ -35,6 +35,12 @@ class MetricError(SpeechxError, ValueError):
     """Inputs to a metric that do not fit together (lengths, gold indices, empty references)."""
 
 
+class MiningError(SpeechxError, ValueError):
+    """Collections that cannot be mined together: empty, of different dimensions, or smaller
+    than the margin's k; an unknown mining mode or scoring; a collection spec that cannot be
+    read."""
+
+
 class EvaluationError(SpeechxError, ValueError):
     """An evaluation whose views, pairs or results are inconsistent."""
 

@@ -212,11 +212,44 @@ def margin_scores(
         )
     if scoring == "cosine":
         return sim
-    denom = (qk[:, None] + ck[None, :]) / 2.0
+    return pair_margins(sim, qk[:, None], ck[None, :], scoring=scoring)
+
+
+def pair_margins(
+    cos: np.ndarray,
+    x_knn: np.ndarray,
+    y_knn: np.ndarray,
+    *,
+    scoring: str = "ratio",
+) -> np.ndarray:
+    """Margin scores of pairs, element by element (numpy broadcasting).
+
+    The same definition as :func:`margin_scores`, for pairs that do not form a full matrix,
+    such as the k-NN candidates of bitext mining (:mod:`speechx.mining`).
+
+    Args:
+        cos: ``cos(x, y)`` of each pair.
+        x_knn: mean cosine of ``x`` to its k nearest neighbours on the other side.
+        y_knn: mean cosine of ``y`` to its k nearest neighbours on the other side.
+        scoring: ``ratio`` gives ``cos / ((x_knn + y_knn) / 2)`` (0/0 gives ``-inf``),
+            ``distance`` gives ``cos - (x_knn + y_knn) / 2``, ``cosine`` gives ``cos``.
+
+    Returns:
+        The broadcast shape of the three arrays, higher is better.
+
+    Raises:
+        MetricError: an unknown scoring.
+    """
+    if scoring not in SCORINGS:
+        raise MetricError(f"unknown scoring {scoring!r}; expected one of {SCORINGS}")
+    cos = np.asarray(cos)
+    if scoring == "cosine":
+        return cos
+    denom = (np.asarray(x_knn) + np.asarray(y_knn)) / 2.0
     if scoring == "distance":
-        return sim - denom
+        return cos - denom
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = sim / denom
+        out = cos / denom
     # The ratio assumes positive neighbourhood similarity; 0/0 ranks last rather than first.
     return np.where(np.isnan(out), -np.inf, out)
 
