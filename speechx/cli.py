@@ -1136,6 +1136,196 @@ def _add_codeswitch_args(sub: dict[str, argparse.ArgumentParser]) -> None:
     )
 
 
+# -------------------------------------------------------------------------------- mining
+@_verb("mine", "mine translation pairs between two collections (margin scoring) -> TSV")
+def _mine(args: argparse.Namespace) -> int:
+    from speechx.evaluation.collection import load_collection, parse_spec, write_pairs_tsv
+    from speechx.mining import mine
+
+    specs = [parse_spec(args.src), parse_spec(args.tgt)]
+    encoder = teacher = None
+    sample_rate = 16000
+    if any(s.needs_encoder for s in specs):
+        if args.model is None:
+            which = "--src" if specs[0].needs_encoder else "--tgt"
+            raise SpeechxError(
+                f"{which} {specs[0 if which == '--src' else 1].spec}: speech needs --model "
+                "(a speechx encoder dir)"
+            )
+        from speechx.models import SpeechEncoder
+
+        model = SpeechEncoder.from_pretrained(args.model)
+        encoder, sample_rate = _at_precision(model, args), model.config.sample_rate
+    if any(s.needs_teacher for s in specs):
+        from speechx.teachers import CachedTeacher, load_teacher
+
+        teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    src, tgt = (
+        load_collection(
+            s,
+            encoder=encoder,
+            teacher=teacher,
+            sample_rate=sample_rate,
+            batch_size=args.batch_size,
+            unify=args.unify,
+        )
+        for s in specs
+    )
+    pairs = mine(
+        src.embeddings,
+        tgt.embeddings,
+        src_ids=src.ids,
+        tgt_ids=tgt.ids,
+        mode=args.mode,
+        scoring=args.scoring,
+        k=args.k,
+        threshold=args.threshold,
+        backend=args.backend,
+        names=(f"--src {src.name}", f"--tgt {tgt.name}"),
+    )
+    out = None if str(args.out) == "-" else args.out
+    text = write_pairs_tsv(out, pairs, src, tgt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        print(
+            f"{len(pairs)} pairs ({args.mode}, {args.scoring}"
+            f"{'' if args.threshold is None else f' >= {args.threshold}'}) of {len(src)} x "
+            f"{len(tgt)} -> {out}"
+        )
+    return 0
+
+
+@_verb("evaluate-mining", "bitext mining F1 of test speech vs shuffled texts + distractors")
+def _evaluate_mining(args: argparse.Namespace) -> int:
+    from speechx.evaluation.mining import evaluate_mining
+    from speechx.teachers import CachedTeacher, load_teacher
+
+    if (args.model is None) == (args.embeddings is None):
+        raise SpeechxError("give either --model (to encode the speech) or --embeddings")
+    teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    encoder = source = None
+    sample_rate = 16000
+    if args.model is not None:
+        from speechx.models import SpeechEncoder
+
+        model = SpeechEncoder.from_pretrained(args.model)
+        encoder, sample_rate = _at_precision(model, args), model.config.sample_rate
+    else:
+        source = _load_embeddings(args.embeddings)
+    path = evaluate_mining(
+        args.data_dir,
+        args.out_dir,
+        teacher=teacher,
+        teacher_id=teacher.teacher_id,
+        encoder=encoder,
+        source_embeddings=source,
+        distractors=args.distractors,
+        tgt_lang=args.tgt_lang,
+        k=args.k,
+        scorings=args.scorings,
+        modes=args.modes,
+        backend=args.backend,
+        ceiling=not args.no_ceiling,
+        model_name=args.model_name or str(args.model or args.embeddings),
+        split=args.split,
+        sample_rate=sample_rate,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    print(path)
+    return 0
+
+
+def _add_mining_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    modes = ["forward", "backward", "intersection", "union"]  # speechx.mining.MODES
+    scorings = ["ratio", "distance", "cosine"]  # speechx.metrics.retrieval.SCORINGS
+    backends = ["exact", "faiss-flat", "faiss-ivf", "faiss-hnsw", "auto"]
+    p = sub["mine"]
+    p.description = (
+        "Mine translation pairs between two collections with margin scoring (Artetxe & Schwenk "
+        "2019). A SPEC is speech:DIR (a Kaldi dir's audio, needs --model), text:DIR or "
+        "text.<lang>:DIR (a Kaldi dir's transcripts or translations, embedded by --teacher), "
+        "emb:PATH (a `speechx encode` dir, or a `speechx teacher-embed` <field>.npy), or a text "
+        "file (file:PATH or PATH; one sentence per line, ids = line numbers, or id<TAB>sentence "
+        "on every line). The TSV has a header, then src_id, tgt_id, score (and src_text, "
+        "tgt_text when known), best first."
+    )
+    p.add_argument("--src", required=True, metavar="SPEC", help="the source collection")
+    p.add_argument("--tgt", required=True, metavar="SPEC", help="the target collection")
+    p.add_argument("--out", required=True, type=Path, help="pairs TSV ('-' for stdout)")
+    p.add_argument(
+        "--mode",
+        default="intersection",
+        choices=modes,
+        help="forward: each source's best target; backward: each target's best source; "
+        "intersection (default): pairs chosen both ways; union: chosen either way",
+    )
+    p.add_argument(
+        "--scoring",
+        default="ratio",
+        choices=scorings,
+        help="ratio margin (default), distance margin, or plain cosine",
+    )
+    p.add_argument("--k", type=int, default=4, help="margin neighbourhood size (default 4)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="keep pairs scoring >= T (default: all)"
+    )
+    p.add_argument("--unify", action="store_true", help="text collections: one row per text")
+    p.add_argument("--model", type=Path, default=None, help="speechx encoder dir (for speech:)")
+    p.add_argument("--batch-size", type=int, default=16, help="speech encoder batch size")
+    _add_precision_args(p)
+    p = sub["evaluate-mining"]
+    p.description = (
+        "Bitext mining evaluation (BUCC style): the speech of --data-dir against its "
+        "text.<tgt-lang> sentences (each distinct text once, shuffled) plus --distractors; "
+        "precision, recall and F1 at the best threshold for each scoring and mode, and the "
+        "teacher ceiling (transcripts as the source). Writes <out-dir>/mining.json, the "
+        "## Mining section of summary.md and mining_pr.png."
+    )
+    p.add_argument("--data-dir", required=True, type=Path, help="the test Kaldi dir")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", type=Path, default=None, help="speechx encoder dir")
+    src.add_argument(
+        "--embeddings", type=Path, default=None, help="`speechx encode` output of --data-dir"
+    )
+    p.add_argument("--out-dir", required=True, type=Path, help="results dir")
+    p.add_argument(
+        "--distractors",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="distractor sentences: text files (one per line) or Kaldi dirs (their "
+        "text.<tgt-lang>), e.g. the train and dev dirs; any equal to a target is left out",
+    )
+    p.add_argument("--tgt-lang", default="en", help="language of the targets (default en)")
+    p.add_argument("--k", type=int, default=4, help="margin neighbourhood size (default 4)")
+    p.add_argument("--scorings", nargs="+", default=["ratio", "cosine"], choices=scorings)
+    p.add_argument("--modes", nargs="+", default=modes, choices=modes)
+    p.add_argument("--no-ceiling", action="store_true", help="skip the teacher ceiling")
+    p.add_argument("--split", default="test", help="split name for mining.json")
+    p.add_argument("--model-name", default=None, help="model name for mining.json")
+    p.add_argument("--seed", type=int, default=0, help="seed of the target order")
+    p.add_argument("--batch-size", type=int, default=16, help="speech encoder batch size")
+    _add_precision_args(p)
+    for name in ("mine", "evaluate-mining"):
+        p = sub[name]
+        p.add_argument(
+            "--backend",
+            default="exact",
+            choices=backends,
+            help="k-NN search: exact (chunked numpy) or FAISS (faiss-ivf/-hnsw approximate, "
+            "for millions of rows)",
+        )
+        p.add_argument(
+            "--teacher",
+            default="use-multilingual",
+            help="text teacher: use-multilingual or hf:<dir>",
+        )
+        p.add_argument("--cache-dir", type=Path, default=None, help="teacher embedding cache")
+
+
 # ------------------------------------------------------------------------------- parsing
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -1158,6 +1348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score_args(sub)
     _add_asr_args(sub)
     _add_codeswitch_args(sub)
+    _add_mining_args(sub)
     _add_check_recipe_args(sub["check-recipe"])
     return parser
 

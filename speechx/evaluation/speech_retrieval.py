@@ -94,7 +94,16 @@ def corpus_of(name: str, lang: str) -> str:
     return m.group(1) if m else name
 
 
-def _audio_inputs(kdir: KaldiDir, ids: list[str], sample_rate: int) -> list[Any]:
+def audio_inputs(kdir: KaldiDir, ids: list[str], sample_rate: int) -> list[Any]:
+    """The speech encoder's inputs for utterances ``ids`` of ``kdir``.
+
+    Returns:
+        One input per id: the audio path, or for a dir with ``segments`` the loaded segment as
+        an ``(array, sample_rate)`` tuple.
+
+    Raises:
+        EvaluationError: a segment that cannot be loaded (naming the utterance).
+    """
     if not kdir.segments:
         return [kdir.audio_path(u) for u in ids]
     out = []
@@ -158,7 +167,7 @@ def load_test_set(
             keep = list(seen.values())
             texts[f"text:{tl}"] = View([t_ids[i] for i in keep], list(seen), emb[keep])
     logger.info("%s: encoding %d utterances of %s speech", d.name, len(ids), lang)
-    speech = encoder.encode(_audio_inputs(kdir, ids, sample_rate), batch_size=batch_size)
+    speech = encoder.encode(audio_inputs(kdir, ids, sample_rate), batch_size=batch_size)
     return TestSet(d.name, corpus_of(d.name, lang), lang, View(ids, sents, speech), texts)
 
 
