@@ -337,6 +337,16 @@ def _train_asr(args: argparse.Namespace) -> int:
     return 0
 
 
+@_verb("pretrain", "self-supervised wav2vec 2.0 pretraining of a backbone (ccc optional)")
+def _pretrain(args: argparse.Namespace) -> int:
+    from speechx.pretrain import load_pretrain_config, train_pretrain
+
+    cfg = load_pretrain_config(args.config, list(args.train_args))
+    result = train_pretrain(cfg, args.exp_dir, resume=args.resume)
+    print(result.model_dir)
+    return 0
+
+
 @_verb("transcribe", "transcribe audio or data dirs with a CTC model (greedy or beam search)")
 def _transcribe(args: argparse.Namespace) -> int:
     from speechx.asr import SpeechRecognizer
@@ -1347,6 +1357,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(sub)
     _add_score_args(sub)
     _add_asr_args(sub)
+    _add_training_args(sub["pretrain"], "YAML pretraining config", "max_steps=100 ccc.enabled=true")
     _add_codeswitch_args(sub)
     _add_mining_args(sub)
     _add_check_recipe_args(sub["check-recipe"])

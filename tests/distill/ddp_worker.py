@@ -7,10 +7,11 @@
 
 Each rank runs ``speechx.cli.main`` with the verb's arguments, exactly what
 ``torchrun -m speechx.cli distill ...`` in ``recipes/distill.sh`` (and ``train-asr`` in
-``recipes/asr.sh``) does, and then writes the weights it holds to ``OUT_DIR/rank<r>.pt``
-(CPU tensors), so a test can check that every rank ends with the same model.  The weights are
-reached by wrapping ``run_training`` (the one function both trainers call), so the product
-needs no debug option.  :func:`launch` starts this script from a test.
+``recipes/asr.sh``, ``pretrain`` in ``recipes/pretrain.sh``) does, and then writes the weights it
+holds to ``OUT_DIR/rank<r>.pt`` (CPU tensors), so a test can check that every rank ends with the
+same model.  The weights are reached by wrapping ``run_training`` (the one function every
+trainer calls), so the product needs no debug option.  :func:`launch` starts this script from a
+test.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main(args: list[str]) -> int:
     """``OUT_DIR VERB [verb options]``: train, then save this rank's weights; the exit status."""
     import speechx.asr.trainer as asr_trainer
     import speechx.distill.trainer as distill_trainer
+    import speechx.pretrain.trainer as pretrain_trainer
     from speechx.cli import main as cli_main
 
     out_dir, argv = Path(args[0]), args[1:]
@@ -65,6 +67,7 @@ def main(args: list[str]) -> int:
 
     distill_trainer.run_training = keep_loop  # train_distill looks it up here
     asr_trainer.run_training = keep_loop  # and train_asr here
+    pretrain_trainer.run_training = keep_loop  # and train_pretrain here
     rc = cli_main(argv)
     if rc == 0:
         (loop,) = loops
