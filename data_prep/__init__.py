@@ -38,6 +38,7 @@ PREPARERS: dict[str, tuple[str, str]] = {
     "covost2": ("data_prep.covost2", "prepare_covost2"),
     "fleurs": ("data_prep.fleurs", "prepare_fleurs"),
     "librispeech": ("data_prep.librispeech", "prepare_librispeech"),
+    "longform": ("data_prep.longform", "prepare_longform"),
 }
 
 

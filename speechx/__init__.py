@@ -25,6 +25,8 @@ _LAZY: dict[str, str] = {
     "CachedTeacher": "speechx.teachers",
     "EmbeddingIndex": "speechx.retrieval",
     "SearchResult": "speechx.retrieval",
+    "AudioIndex": "speechx.audio_search",
+    "AudioHit": "speechx.audio_search",
     "KaldiDir": "speechx.data",
     "load_audio": "speechx.audio",
 }

@@ -31,6 +31,7 @@ CORPORA: dict[str, str] = {
     "covost2": "data_prep.covost2",
     "fleurs": "data_prep.fleurs",
     "librispeech": "data_prep.librispeech",
+    "longform": "data_prep.longform",
 }
 
 _PASSTHROUGH = {"import-whisper"}
@@ -1336,6 +1337,329 @@ def _add_mining_args(sub: dict[str, argparse.ArgumentParser]) -> None:
         p.add_argument("--cache-dir", type=Path, default=None, help="teacher embedding cache")
 
 
+# ------------------------------------------------------------------------ long-form search
+@_verb(
+    "index-audio",
+    "index long recordings in windows for search by text or speech (speechx search-audio)",
+)
+def _index_audio(args: argparse.Namespace) -> int:
+    import shutil
+    import time
+
+    from speechx.audio_search import AudioIndex
+
+    _check_job_args(args)
+    cfg = _audio_index_config(args)
+    if args.nj > 1 and args.job is None:
+        return _index_audio_jobs(args)
+    out = Path(args.out)
+    if args.job is not None:
+        from speechx.data.split import split_dir
+
+        if not args.data_dir:
+            raise SpeechxError("--job needs --data-dir")
+        args.data_dir = split_dir(args.data_dir, args.nj) / str(args.job)
+        out = split_dir(out, args.nj) / str(args.job)
+    recordings = _audio_recordings(args)
+    from speechx.models import SpeechEncoder
+
+    model = SpeechEncoder.from_pretrained(args.model)
+    work = out.parent / f".{out.name}.work"
+    t0 = time.perf_counter()
+    index = AudioIndex.build(
+        _at_precision(model, args),
+        recordings,
+        cfg,
+        backend="exact" if args.job is not None else args.backend,
+        model=str(args.model),
+        teacher=args.teacher or _model_teacher_id(args.model),
+        work_dir=work,
+        index_options=_index_options(args),
+    )
+    index.seconds = time.perf_counter() - t0
+    index.save(out)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"{index!r} -> {out}")
+    print(f"indexed {index.hours:.3f} h in {index.seconds:.1f} s ({index.hours_per_hour:.1f} h/h)")
+    return 0
+
+
+def _audio_index_config(args: argparse.Namespace) -> Any:
+    from speechx.audio_search import AudioIndexConfig
+    from speechx.speech_regions import RegionConfig, resolve_vad_backend
+
+    method = args.boundaries if args.boundaries != "fixed" else "energy"
+    if args.boundaries == "vad":
+        resolve_vad_backend(args.vad_backend)  # a missing package fails before any work
+    return AudioIndexConfig(
+        window=args.window,
+        hop=args.hop,
+        boundaries=args.boundaries,
+        regions=RegionConfig(method=method, vad_backend=args.vad_backend),
+        min_window=min(args.min_window, args.window),
+        batch_size=args.batch_size,
+    )
+
+
+def _audio_recordings(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(id, path) of the recordings to index: a data dir's wav.scp, or audio files (stems)."""
+    from speechx.data import KaldiDir
+    from speechx.data.kaldi import c_sort_key
+
+    if args.data_dir:
+        kdir = KaldiDir.read(args.data_dir)
+        if kdir.segments:
+            recs = sorted({s.recording_id for s in kdir.segments.values()}, key=c_sort_key)
+        else:
+            recs = kdir.utt_ids
+        if not recs:
+            raise SpeechxError(f"{args.data_dir}: no recordings")
+        return [(r, kdir.wav_scp[r]) for r in recs]
+    if not args.audio:
+        raise SpeechxError("give audio files or --data-dir")
+    return [(Path(a).stem, str(a)) for a in args.audio]
+
+
+def _index_audio_jobs(args: argparse.Namespace) -> int:
+    """--nj N: split --data-dir, index part JOB in job JOB (--cmd), merge in part order."""
+    import time
+
+    from speechx.audio_search import AudioIndex
+    from speechx.data import KaldiDir
+    from speechx.data.split import split_data_dir, split_dir
+    from speechx.parallel import run_jobs
+
+    if not args.data_dir:
+        raise SpeechxError("--nj > 1 needs --data-dir (it is split into --nj parts)")
+    kdir = KaldiDir.read(args.data_dir)
+    if kdir.segments:
+        raise SpeechxError(
+            f"{args.data_dir}: --nj splits recordings, but this dir has a segments file; "
+            "give a dir of whole recordings"
+        )
+    t0 = time.perf_counter()
+    parts = split_data_dir(args.data_dir, args.nj, by="duration" if kdir.utt2dur else "utt")
+    out = Path(args.out)
+    log = Path(args.log_dir or split_dir(out, args.nj) / "log") / "index_audio.JOB.log"
+    run_jobs(_job_argv(args), args.nj, log, cmd=args.cmd)
+    outs = [split_dir(out, args.nj) / p.name for p in parts]
+    merged = AudioIndex.merge(outs, backend=args.backend, index_options=_index_options(args))
+    merged.seconds = time.perf_counter() - t0
+    merged.save(out)
+    print(f"{args.nj} jobs (logs: {log}) merged: {merged!r} -> {out}")
+    print(
+        f"indexed {merged.hours:.3f} h in {merged.seconds:.1f} s ({merged.hours_per_hour:.1f} h/h)"
+    )
+    return 0
+
+
+def _index_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {"nprobe": args.nprobe}
+    if args.backend == "faiss-ivf" and args.nlist is not None:
+        opts["nlist"] = args.nlist
+    return opts
+
+
+def _model_teacher_id(model_dir: Path) -> str | None:
+    """The teacher id an exp dir's config.yaml names (``<model>/../config.yaml``), if any."""
+    import yaml
+
+    cfg = Path(model_dir).parent / "config.yaml"
+    try:
+        data = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
+        tid = (data.get("data") or {}).get("teacher_id")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return str(tid) if tid else None
+
+
+@_verb("search-audio", "search an audio index by text or speech: recording, start, end, score")
+def _search_audio(args: argparse.Namespace) -> int:
+    from speechx.audio_search import AudioIndex
+
+    index = AudioIndex.load(args.index)
+    merge = _merge_config(args)
+    if args.text:
+        from speechx.teachers import CachedTeacher, load_teacher
+
+        teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+        queries = list(args.text)
+        hits = index.search_text(teacher, queries, top_k=args.top_k, merge=merge)
+    else:
+        from speechx.models import SpeechEncoder
+
+        model = SpeechEncoder.from_pretrained(args.model or index.model)
+        queries = [str(a) for a in args.audio]
+        hits = index.search_audio(model, queries, top_k=args.top_k, merge=merge)
+    lines = []
+    for q, hs in zip(queries, hits, strict=True):
+        if args.json:
+            doc = {"query": q, "hits": [h.to_dict() for h in hs]}
+            lines.append(json.dumps(doc, ensure_ascii=False))
+            continue
+        if len(queries) > 1:
+            lines.append(f"# {q}")
+        lines += [f"{h.recording}\t{h.start:.2f}\t{h.end:.2f}\t{h.score:.4f}" for h in hs]
+    sys.stdout.write("".join(f"{ln}\n" for ln in lines))
+    return 0
+
+
+def _merge_config(args: argparse.Namespace) -> Any:
+    from speechx.audio_search import MergeConfig
+
+    return MergeConfig(span=args.span, score=args.score, span_margin=args.span_margin)
+
+
+@_verb(
+    "evaluate-longform",
+    "long-form search: text (and spoken) queries against an audio index and its truth table "
+    "-> results/longform.json",
+)
+def _evaluate_longform(args: argparse.Namespace) -> int:
+    from speechx.audio_search import AudioIndex
+    from speechx.data.spans import read_truth
+    from speechx.evaluation.longform import evaluate_longform
+    from speechx.teachers import CachedTeacher, load_teacher
+
+    index = AudioIndex.load(args.index)
+    truth = read_truth(args.truth)
+    teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
+    encoder = None
+    if args.audio_queries:
+        from speechx.models import SpeechEncoder
+
+        encoder = SpeechEncoder.from_pretrained(args.model or index.model)
+    path = evaluate_longform(
+        index,
+        truth,
+        args.out_dir,
+        teacher=teacher,
+        query_langs=args.query_langs,
+        encoder=encoder,
+        top_k=args.top_k,
+        merge=_merge_config(args),
+        iou=args.iou,
+        split=args.split,
+        model_name=args.model_name,
+    )
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    for r in doc["results"]:
+        err = r["median_start_error"]
+        print(
+            f"{r['query']}: hit@1 {r['hit@1']:.3f}, hit@5 {r['hit@5']:.3f}, median start error "
+            f"{'-' if err is None else f'{err:.2f} s'} (n={r['n_queries']})"
+        )
+    print(path)
+    return 0
+
+
+# The defaults and choices of speechx.audio_search (MergeConfig, AudioIndexConfig, BOUNDARIES,
+# SPANS, SCORES) and speechx.speech_regions.VAD_BACKENDS, written out so that `speechx --help`
+# imports nothing; tests/test_cli_audio_search.py keeps them in step.
+_MERGE_DEFAULTS = {"span": "intersection", "score": "max", "span_margin": 0.05}
+_INDEX_DEFAULTS = {"window": 4.0, "hop": 1.0, "boundaries": "fixed", "min_window": 1.0}
+_INDEX_DEFAULTS |= {"batch_size": 8}
+_SPANS = ("intersection", "union", "best", "weighted")
+_SCORES = ("max", "soft")
+_BOUNDARIES = ("fixed", "energy", "vad")
+_VAD_BACKENDS = ("auto", "webrtc", "silero")
+
+
+def _add_merge_args(p: argparse.ArgumentParser) -> None:
+    d = argparse.Namespace(**_MERGE_DEFAULTS)
+    g = p.add_argument_group("merging windows into hits (speechx.audio_search)")
+    g.add_argument("--span", choices=_SPANS, default=d.span, help=f"hit span (default {d.span})")
+    g.add_argument("--score", choices=_SCORES, default=d.score, help=f"default {d.score}")
+    g.add_argument(
+        "--span-margin",
+        type=float,
+        default=d.span_margin,
+        help=f"windows within this of the best define the span (default {d.span_margin})",
+    )
+
+
+def _add_audio_search_args(sub: dict[str, argparse.ArgumentParser]) -> None:
+    d = argparse.Namespace(**_INDEX_DEFAULTS)
+    p = sub["index-audio"]
+    p.add_argument("audio", nargs="*", type=Path, help="recordings (ids are the file stems)")
+    p.add_argument("--data-dir", type=Path, help="a Kaldi dir whose wav.scp lists the recordings")
+    p.add_argument("--model", required=True, type=Path, help="speechx speech encoder dir")
+    p.add_argument("--out", required=True, type=Path, help="the index directory")
+    p.add_argument("--window", type=float, default=d.window, help=f"seconds (default {d.window:g})")
+    p.add_argument(
+        "--hop",
+        type=float,
+        default=d.hop,
+        help=f"seconds between fixed windows (default {d.hop:g})",
+    )
+    p.add_argument(
+        "--boundaries",
+        choices=_BOUNDARIES,
+        default=d.boundaries,
+        help="fixed windows every --hop, or windows snapped to speech found from frame energy "
+        "or a VAD (needs the optional webrtcvad-wheels or silero-vad)",
+    )
+    p.add_argument(
+        "--vad-backend", choices=_VAD_BACKENDS, default="auto", help="with --boundaries vad"
+    )
+    p.add_argument(
+        "--min-window",
+        type=float,
+        default=d.min_window,
+        help=f"shortest speech-snapped window, seconds (default {d.min_window:g})",
+    )
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per batch")
+    p.add_argument(
+        "--backend",
+        default="exact",
+        choices=["auto", "exact", "faiss-flat", "faiss-ivf", "faiss-hnsw"],
+        help="nearest-neighbour index of the windows (FAISS for many hours)",
+    )
+    p.add_argument("--nlist", type=int, default=None, help="faiss-ivf cells (default ~4*sqrt(N))")
+    p.add_argument("--nprobe", type=int, default=16, help="faiss-ivf cells visited per query")
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="the teacher id whose space the model is in, recorded in the index (default: "
+        "from the model's exp dir config.yaml)",
+    )
+    _add_precision_args(p)
+    _add_job_args(p)
+    p = sub["search-audio"]
+    p.add_argument("--index", required=True, type=Path, help="from speechx index-audio")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--text", nargs="+", help="text queries, in any language the teacher covers")
+    q.add_argument("--audio", nargs="+", type=Path, help="spoken queries (audio files)")
+    p.add_argument("--teacher", default="use-multilingual", help="teacher of --text queries")
+    p.add_argument("--cache-dir", type=Path, default=None, help="teacher embedding cache")
+    p.add_argument(
+        "--model", type=Path, default=None, help="encoder of --audio (default: the index's)"
+    )
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON line per query")
+    _add_merge_args(p)
+    p = sub["evaluate-longform"]
+    p.add_argument("--index", required=True, type=Path, help="from speechx index-audio")
+    p.add_argument(
+        "--truth", required=True, type=Path, help="truth.tsv, or the data dir that holds it"
+    )
+    p.add_argument("--query-langs", nargs="+", default=["en"], help="text query languages")
+    p.add_argument("--out-dir", required=True, type=Path, help="results dir")
+    p.add_argument("--teacher", default="use-multilingual", help="teacher of the text queries")
+    p.add_argument("--cache-dir", type=Path, default=None, help="teacher embedding cache")
+    p.add_argument(
+        "--audio-queries",
+        action="store_true",
+        help="also query with another rendering of each sentence (speech:alt)",
+    )
+    p.add_argument("--model", type=Path, default=None, help="encoder of the spoken queries")
+    p.add_argument("--model-name", default=None, help="model name for longform.json")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--iou", type=float, default=0.5, help="IoU of a correct hit (default 0.5)")
+    p.add_argument("--split", default="test")
+    _add_merge_args(p)
+
+
 # ------------------------------------------------------------------------------- parsing
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -1359,6 +1683,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_asr_args(sub)
     _add_training_args(sub["pretrain"], "YAML pretraining config", "max_steps=100 ccc.enabled=true")
     _add_codeswitch_args(sub)
+    _add_audio_search_args(sub)
     _add_mining_args(sub)
     _add_check_recipe_args(sub["check-recipe"])
     return parser

@@ -53,6 +53,11 @@ class LongformError(SpeechxError, ValueError):
     """Long-recording windowing settings that cannot work (window, hop, batch size)."""
 
 
+class AudioIndexError(SpeechxError, ValueError):
+    """An audio search index (speechx.audio_search) that cannot be built, read or searched, or
+    speech-region settings that cannot work."""
+
+
 class TeacherWarning(UserWarning):
     """Text a teacher embeds but probably badly: empty, too long (truncated), or in a language
     the teacher was not trained on.  The message names the text or the language."""

@@ -28,7 +28,7 @@ as the same audio at 16 kHz (its resampled length is fixed to ``round(frames * 1
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -222,6 +222,7 @@ def encode_long(
     config: LongformConfig | None = None,
     *,
     recording_id: str | None = None,
+    bounds: Sequence[tuple[int, int]] | None = None,
 ) -> LongformEmbeddings:
     """Embed ``source`` window by window (see the module docstring).
 
@@ -231,12 +232,16 @@ def encode_long(
         config: windowing and batching; default :class:`LongformConfig()`.
         recording_id: id used in :meth:`LongformEmbeddings.segment_ids`; default the file stem
             (``"recording"`` for an array).
+        bounds: the windows as ``[start, end)`` samples at the encoder's rate, sorted by start
+            (e.g. snapped to speech by :func:`speechx.speech_regions.windows_in_regions`);
+            default :func:`window_bounds` of ``config``.  The audio is still streamed.
 
     Returns:
         A :class:`LongformEmbeddings` with one row per window, in time order.
 
     Raises:
-        LongformError: a window shorter than the encoder's minimum input.
+        LongformError: a window shorter than the encoder's minimum input, or ``bounds`` that
+            are empty, unsorted or outside the recording.
         AudioError: the file is missing or unreadable, holds NaN/Inf, or is shorter than the
             encoder's minimum input; the file is named.
     """
@@ -251,8 +256,13 @@ def encode_long(
             f"{name}: window of {cfg.window} s is {int(round(cfg.window * sr))} samples at "
             f"{sr} Hz, shorter than the {min_samples} samples the encoder needs"
         )
-    bounds, windows = iter_windows(source, sr, cfg)
-    total = bounds[-1][1]
+    if bounds is None:
+        bounds, windows = iter_windows(source, sr, cfg)
+        total = bounds[-1][1]
+    else:
+        total, blocks = stream_audio(source, sr, cfg.block_seconds)
+        bounds = _check_bounds(bounds, total, name, min_samples)
+        windows = _cut(blocks, bounds)
     if total < min_samples:
         raise AudioError(
             f"{name}: recording is {total} samples ({total / sr:.4f} s) at {sr} Hz, shorter "
@@ -282,6 +292,27 @@ def encode_long(
 
 
 # ------------------------------------------------------------------------------ helpers
+def _check_bounds(
+    bounds: Sequence[tuple[int, int]], total: int, name: str, min_samples: int
+) -> list[tuple[int, int]]:
+    out = [(int(s), int(e)) for s, e in bounds]
+    if not out:
+        raise LongformError(f"{name}: no windows to encode")
+    for i, (s, e) in enumerate(out):
+        if not 0 <= s < e <= total:
+            raise LongformError(
+                f"{name}: window {i} [{s}, {e}) is empty or outside the recording's {total} samples"
+            )
+        if e - s < min(min_samples, total):
+            raise LongformError(
+                f"{name}: window {i} is {e - s} samples, shorter than the {min_samples} samples "
+                "the encoder needs"
+            )
+        if i and s < out[i - 1][0]:
+            raise LongformError(f"{name}: windows must be sorted by start (window {i} is not)")
+    return out
+
+
 def _encode_batch(
     encoder: SpeechEncoder,
     wavs: list[np.ndarray],
