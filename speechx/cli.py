@@ -1557,7 +1557,7 @@ def _evaluate_longform(args: argparse.Namespace) -> int:
 # SPANS, SCORES) and speechx.speech_regions.VAD_BACKENDS, written out so that `speechx --help`
 # imports nothing; tests/test_cli_audio_search.py keeps them in step.
 _MERGE_DEFAULTS = {"span": "intersection", "score": "max", "span_margin": 0.05}
-_INDEX_DEFAULTS = {"window": 4.0, "hop": 1.0, "boundaries": "fixed", "min_window": 1.0}
+_INDEX_DEFAULTS = {"window": 6.0, "hop": 2.0, "boundaries": "energy", "min_window": 1.0}
 _INDEX_DEFAULTS |= {"batch_size": 8}
 _SPANS = ("intersection", "union", "best", "weighted")
 _SCORES = ("max", "soft")
