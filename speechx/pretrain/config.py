@@ -81,7 +81,8 @@ class PretrainModelConfig:
     :mod:`speechx.models.presets`), a transformers backbone dir (an earlier pretraining output
     continues, quantiser included), or a speechx encoder dir (its backbone is used).
     ``overrides`` go to :func:`speechx.models.build_encoder` (e.g.
-    ``{backbone_config: {hidden_dropout: 0.1}}``).
+    ``{backbone_config: {hidden_dropout: 0.1}}``); freezing options among them are overridden,
+    since pretraining trains the whole backbone.
     """
 
     source: str = "w2v2-scratch-fast"

@@ -68,6 +68,29 @@ class ContrastiveStats:
         return self.loss_sum / max(self.count, 1)
 
 
+#: marginal codeword probabilities are clamped at this inside the log (fairseq adds 1e-7)
+PROB_FLOOR = 1e-7
+
+
+def perplexity(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``sum over groups of exp(entropy)`` of the codeword distribution averaged over the masked
+    frames (``Wav2Vec2GumbelVectorQuantizer._compute_perplexity``), with the probabilities
+    clamped at :data:`PROB_FLOOR` inside the log.
+
+    transformers' ``xlogy(p, p)`` has an infinite derivative where a codeword's average
+    probability underflows to 0, which a collapsing codebook reaches within a few dozen steps at
+    wav2vec 2.0's learning rates: the gradient turns NaN and the next step fails.  The clamp
+    changes the value by less than ``num_codewords * 1e-7`` nats.
+
+    Args:
+        probs: ``[N, G, V]`` (``N = B * F``); mask: bool ``[B, F]``.
+    """
+    keep = mask.reshape(-1)[:, None, None].to(probs.dtype)
+    marginal = (probs * keep).sum(dim=0) / keep.sum().clamp(min=1)
+    entropy = -(marginal * torch.log(marginal.clamp(min=PROB_FLOOR))).sum(dim=-1)
+    return torch.exp(entropy).sum()
+
+
 def quantize(
     quantizer: torch.nn.Module, latent: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -87,7 +110,8 @@ def quantize(
         ``(codevectors [B, F, D], prob_perplexity, code_perplexity)``: in training the
         straight-through hard Gumbel-softmax choice, in eval mode the argmax; the perplexity of
         the soft distribution in training (of the hard choice in eval mode), which the
-        diversity loss uses; and the perplexity of the argmax codewords.
+        diversity loss uses; and the perplexity of the argmax codewords (see
+        :func:`perplexity`).
     """
     q = quantizer
     batch, frames, _ = latent.shape
@@ -98,12 +122,12 @@ def quantize(
         probs = torch.nn.functional.gumbel_softmax(
             logits.float(), tau=q.temperature, hard=True
         ).type_as(logits)
-        prob_ppl = q._compute_perplexity(torch.softmax(logits.float(), dim=-1), mask)
+        prob_ppl = perplexity(torch.softmax(logits.float(), dim=-1), mask)
     else:
         probs = hard
-        prob_ppl = q._compute_perplexity(hard, mask)
+        prob_ppl = perplexity(hard, mask)
     with torch.no_grad():
-        code_ppl = q._compute_perplexity(hard.float(), mask)
+        code_ppl = perplexity(hard.float(), mask)
     book = q.codevectors.view(groups, num_vars, -1)
     vectors = torch.einsum("ngv,gvd->ngd", probs, book.to(probs.dtype))
     return vectors.reshape(batch, frames, -1), prob_ppl, code_ppl

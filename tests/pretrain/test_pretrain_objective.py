@@ -17,6 +17,7 @@ from speechx.pretrain.objective import (
     contrastive_logits,
     contrastive_stats,
     cosine_kmeans,
+    perplexity,
     same_cluster,
     sample_mask_and_negatives,
 )
@@ -214,3 +215,20 @@ def test_a_repeated_batch_is_learned() -> None:
         opt.step()
         losses.append(float(out["contrastive"]))
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+
+
+def test_perplexity_gradient_stays_finite_when_a_codeword_is_never_used() -> None:
+    # logits so peaked that softmax gives exactly 0 to the unused codewords, as a collapsing
+    # codebook does: transformers' xlogy-based perplexity then has a NaN gradient, ours not
+    logits = torch.tensor([[[200.0, 0.0, 0.0, 0.0]], [[0.0, 200.0, 0.0, 0.0]]], requires_grad=True)
+    mask = torch.tensor([[True, True]])
+    from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2GumbelVectorQuantizer
+
+    ref = Wav2Vec2GumbelVectorQuantizer._compute_perplexity(torch.softmax(logits, -1), mask)
+    ref.backward()
+    assert torch.isnan(logits.grad).any()
+    logits.grad = None
+    ours = perplexity(torch.softmax(logits, -1), mask)
+    ours.backward()
+    assert torch.isfinite(logits.grad).all()
+    torch.testing.assert_close(ours.detach(), ref.detach())  # 2 codewords in use: 2.0
