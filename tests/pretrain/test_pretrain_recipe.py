@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from pretrain_helpers import make_audio_dir, tiny_yaml
 
 from speechx.distill import load_config
@@ -31,7 +30,6 @@ def _run(egs: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow  # two recipe runs in subprocesses: about 15 s on a busy 2-core machine
 def test_pretrain_stage_runs_once(tmp_path: Path) -> None:
     egs = tmp_path / "egs" / "fillets"
     (egs / "conf").mkdir(parents=True)
