@@ -6,6 +6,11 @@ Start with :func:`load_config` and :func:`train_distill`::
     cfg = load_config("conf/distill.yaml", ["max_steps=100"])
     result = train_distill(cfg, "exp/distill", resume=False)
     result.model_dir   # exp/distill/model, loadable with SpeechEncoder.from_pretrained
+
+Speech-to-speech distillation (a small student learning a trained encoder's embeddings of
+unlabeled speech): :func:`embed_speech_data_dir` writes the targets, and a config with
+``data.speech_teacher`` and ``fields: [speech]`` trains on them
+(:mod:`speechx.distill.speech_teacher`).
 """
 
 from speechx.distill.config import (
@@ -36,6 +41,12 @@ from speechx.distill.sampling import (
     language_probabilities,
     language_weights,
 )
+from speechx.distill.speech_teacher import (
+    SpeechTargets,
+    SpeechTeacher,
+    embed_speech_data_dir,
+    speech_teacher_id,
+)
 from speechx.distill.targets import TargetTable, load_targets
 from speechx.distill.trainer import TrainResult, build_model, train_distill
 
@@ -49,11 +60,14 @@ __all__ = [
     "DistillLoss",
     "LanguageBalancedBatchSampler",
     "SourceSpec",
+    "SpeechTargets",
+    "SpeechTeacher",
     "TargetTable",
     "TrainResult",
     "build_distill_data",
     "build_model",
     "collate_distill",
+    "embed_speech_data_dir",
     "evaluate_dev",
     "language_probabilities",
     "language_weights",
@@ -71,4 +85,5 @@ __all__ = [
     "load_config",
     "mse_loss",
     "save_config",
+    "speech_teacher_id",
 ]

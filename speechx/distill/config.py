@@ -31,13 +31,17 @@ import yaml
 
 from speechx.distill.errors import ConfigError
 
+#: The target field of a speech teacher (:mod:`speechx.distill.speech_teacher`).
+SPEECH_FIELD = "speech"
+
 
 @dataclass
 class DataSource:
     """One data dir and the teacher fields its targets are built from.
 
     ``fields`` None means :attr:`DataConfig.target_fields`; ``teacher_id`` None means
-    :attr:`DataConfig.teacher_id`.  A plain string in YAML is read as ``DataSource(dir=...)``.
+    :attr:`DataConfig.teacher_id`, or for ``fields: [speech]`` the id of
+    :attr:`DataConfig.speech_teacher`.  A plain string in YAML is read as ``DataSource(dir=...)``.
     """
 
     dir: str = ""
@@ -53,8 +57,14 @@ class DataConfig:
     dev: list[DataSource] = field(default_factory=list)
     #: Subdirectory of ``<data_dir>/teacher/`` that holds the teacher embeddings.
     teacher_id: str = "use-multilingual-v3"
-    #: "text" (transcript), "text.<lang>" (translation); several = normalised mean of them.
+    #: "text" (transcript), "text.<lang>" (translation); several = normalised mean of them;
+    #: or "speech" alone: the speech teacher's embedding of the utterance (no transcript needed).
     target_fields: list[str] = field(default_factory=lambda: ["text"])
+    #: A trained speechx encoder dir whose embeddings are the targets of the ``speech`` sources
+    #: (:mod:`speechx.distill.speech_teacher`; their teacher id, ``speech-<hash>``, is derived
+    #: from the model).  Dev retrieval stays speech -> text; the mean cosine to this teacher on
+    #: dev is logged too.
+    speech_teacher: str | None = None
     #: SAMU-XLSR language smoothing: p_l ∝ (n_l/N)^alpha over utt2lang (1 = natural).
     lang_alpha: float = 1.0
     max_batch_seconds: float = 60.0
@@ -165,10 +175,12 @@ class DistillConfig:
             raise ConfigError("data.target_fields: empty")
         for src in [*self.data.train, *self.data.dev]:
             for f in [*(src.fields or []), *self.data.target_fields]:
-                if f != "text" and not f.startswith("text."):
+                if f != "text" and not f.startswith("text.") and f != SPEECH_FIELD:
                     raise ConfigError(
-                        f"target field {f!r} (data dir {src.dir}): use 'text' or 'text.<lang>'"
+                        f"target field {f!r} (data dir {src.dir}): use 'text', 'text.<lang>' "
+                        f"or '{SPEECH_FIELD}'"
                     )
+        self._check_speech_fields()
         if self.optim.warmup_steps < 0:
             raise ConfigError(f"optim.warmup_steps must be >= 0, got {self.optim.warmup_steps}")
         if len(self.optim.betas) != 2:
@@ -189,6 +201,37 @@ class DistillConfig:
 
         DistillLoss(self.loss.weights, temperature=self.loss.temperature)
         return self
+
+    def _check_speech_fields(self) -> None:
+        """``speech`` stands alone in a source's fields, needs a speech teacher (or an explicit
+        ``teacher_id``), and is never the dev evaluation field."""
+        d = self.data
+        lists = [("data.target_fields", d.target_fields)]
+        lists += [(f"fields of {s.dir}", s.fields) for s in [*d.train, *d.dev] if s.fields]
+        for where, fields in lists:
+            if SPEECH_FIELD in fields and len(fields) > 1:
+                raise ConfigError(
+                    f"{where}: {fields}: '{SPEECH_FIELD}' (a speech teacher's target) cannot be "
+                    "averaged with text fields in one source"
+                )
+        if self.eval_field == SPEECH_FIELD:
+            raise ConfigError(
+                "eval.field: dev evaluation is speech -> text retrieval, so it needs a text field "
+                "('text' or 'text.<lang>'), not 'speech'"
+            )
+        for s in d.dev:
+            if s.fields and SPEECH_FIELD in s.fields:
+                raise ConfigError(
+                    f"data.dev {s.dir}: fields [{SPEECH_FIELD}]: dev sources are scored against "
+                    "text (eval.field); the speech teacher's dev cosine is logged anyway"
+                )
+        for s in d.train:
+            fields = s.fields or d.target_fields
+            if fields == [SPEECH_FIELD] and not d.speech_teacher and not s.teacher_id:
+                raise ConfigError(
+                    f"data.train {s.dir}: fields [{SPEECH_FIELD}] need data.speech_teacher "
+                    "(a trained speechx model dir)"
+                )
 
     @property
     def eval_field(self) -> str:

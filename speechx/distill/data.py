@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from speechx.data.dataset import SpeechDataset, collate_audio
 from speechx.data.kaldi import KaldiDir
+from speechx.distill.config import SPEECH_FIELD
 from speechx.distill.errors import TrainingError
 from speechx.distill.targets import TargetTable, load_targets, sentence_groups, sentence_keys
 
@@ -195,16 +196,27 @@ def build_distill_data(
 
 
 def resolve_sources(
-    sources: Sequence[Any], teacher_id: str, default_fields: Sequence[str]
+    sources: Sequence[Any],
+    teacher_id: str,
+    default_fields: Sequence[str],
+    *,
+    speech_teacher_id: str | None = None,
 ) -> list[SourceSpec]:
-    """Fill in a config's per-source defaults (``DataSource`` -> :class:`SourceSpec`)."""
+    """Fill in a config's per-source defaults (``DataSource`` -> :class:`SourceSpec`).
+
+    A source whose fields are ``["speech"]`` takes ``speech_teacher_id`` (the id of
+    ``data.speech_teacher``) unless it names its own ``teacher_id``.
+
+    Raises:
+        TrainingError: a ``speech`` source without a speech teacher id.
+    """
     out = []
     for src in sources:
-        out.append(
-            SourceSpec(
-                dir=os.fspath(src.dir),
-                teacher_id=src.teacher_id or teacher_id,
-                fields=list(src.fields or default_fields),
-            )
-        )
+        fields = list(src.fields or default_fields)
+        tid = src.teacher_id or teacher_id
+        if fields == [SPEECH_FIELD] and not src.teacher_id:
+            if speech_teacher_id is None:
+                raise TrainingError(f"{src.dir}: fields [{SPEECH_FIELD}] need a speech teacher")
+            tid = speech_teacher_id
+        out.append(SourceSpec(dir=os.fspath(src.dir), teacher_id=tid, fields=fields))
     return out

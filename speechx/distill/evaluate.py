@@ -12,7 +12,7 @@ over dirs, weighted by queries).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ def evaluate_dev(
     *,
     max_batch_seconds: float = 120.0,
     features: Any = None,
+    references: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Speech -> text retrieval of ``dev`` (one pool per dev data dir).
 
@@ -109,13 +110,16 @@ def evaluate_dev(
         dev: dev data whose targets are the evaluation field.
         max_batch_seconds: padded audio per encoding batch.
         features: a feature store of ``dev`` (cached frozen-part output), or None for audio.
+        references: other embeddings of the dev items to compare with, by name: float32
+            ``[len(dev), D]`` rows (NaN rows: none for that item), e.g. a speech teacher's.
 
     Returns:
         ``dev_<dir>_<metric>`` for each dir and ``dev_<metric>`` averaged over dirs (weighted
         by the number of queries); metrics are those of ``retrieval_metrics`` plus
         ``cosine_distance`` (mean 1 - cos to the own target), ``mean_pairwise_cos`` (mean
         cosine between the speech embeddings: near 1 means they collapsed onto one point) and
-        ``n_queries`` / ``pool_size``.
+        ``n_queries`` / ``pool_size``; for each of ``references``, ``<name>_cos``: the mean
+        cosine to its rows (over the items that have one; averaged over dirs by that count).
     """
     emb = encode_data(model, dev, max_batch_seconds, features)
     targets = dev.target_matrix()
@@ -146,6 +150,28 @@ def evaluate_dev(
     for k, v in weighted.items():
         out[f"dev_{k}"] = v / total
     out["dev_n_queries"] = float(total)
+    for ref_name, ref in (references or {}).items():
+        out.update(_reference_cosines(ref_name, ref, emb, source_of, dev))
+    return out
+
+
+def _reference_cosines(
+    name: str, ref: np.ndarray, emb: np.ndarray, source_of: np.ndarray, dev: DistillData
+) -> dict[str, float]:
+    """``dev_<dir>_<name>_cos`` and ``dev_<name>_cos``: mean cosine of ``emb`` to ``ref`` rows."""
+    if ref.shape != emb.shape:
+        raise ValueError(f"reference {name!r}: shape {ref.shape}, expected {emb.shape}")
+    norms = np.linalg.norm(ref, axis=1)
+    ok = np.isfinite(norms) & (norms > 0)
+    cos = np.full(len(emb), np.nan)
+    cos[ok] = np.sum(emb[ok] * ref[ok], axis=1) / norms[ok]
+    out: dict[str, float] = {}
+    for s, src in enumerate(dev.sources):
+        mine = (source_of == s) & ok
+        if mine.any():
+            out[f"dev_{Path(src.dir).name}_{name}_cos"] = float(np.mean(cos[mine]))
+    if ok.any():
+        out[f"dev_{name}_cos"] = float(np.mean(cos[ok]))
     return out
 
 

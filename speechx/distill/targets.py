@@ -5,7 +5,9 @@ A target is built from one or more teacher *fields* of a data dir, as written by
 
 * ``"text"``: the transcript, in the spoken language (SAMU-XLSR);
 * ``"text.en"``: a translation;
-* ``["text", "text.en"]``: the L2-normalised mean of several.
+* ``["text", "text.en"]``: the L2-normalised mean of several;
+* ``"speech"``: a speech teacher's embedding of the utterance itself, written under
+  ``teacher/speech-<hash>/`` by :mod:`speechx.distill.speech_teacher` (no transcript needed).
 
 An utterance lacking any of its fields (a NaN row, or absent from ``ids.txt``) has no target and is
 dropped; the caller logs the count.
@@ -67,9 +69,12 @@ class TargetTable:
 
 
 def field_text(kdir: KaldiDir, utt: str, field_name: str) -> str | None:
-    """The text behind a teacher field for ``utt`` (transcript or translation), or None."""
+    """The text behind a teacher field for ``utt`` (transcript or translation), or None (also
+    for the ``speech`` field of a speech teacher, which has no text)."""
     if field_name == "text":
         return kdir.text.get(utt)
+    if not field_name.startswith("text."):
+        return None
     lang = field_name.split(".", 1)[1]
     return kdir.translations.get(lang, {}).get(utt)
 
@@ -167,7 +172,8 @@ def sentence_groups(keys: Sequence[Sequence[str]]) -> np.ndarray:
 
 
 def sentence_keys(kdir: KaldiDir, utt: str, fields: Sequence[str]) -> list[str]:
-    """Keys that identify the sentence of ``utt``: its ``utt2sent`` id and its target text."""
+    """Keys that identify the sentence of ``utt``: its ``utt2sent`` id and its target text
+    (none for the ``speech`` field, whose target is the utterance's own)."""
     keys = []
     if utt in kdir.utt2sent:
         keys.append(f"sent:{kdir.utt2sent[utt]}")

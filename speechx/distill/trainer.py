@@ -54,7 +54,7 @@ from speechx.distill.checkpoint import (
     save_checkpoint,
     save_model_dir,
 )
-from speechx.distill.config import DistillConfig, save_config
+from speechx.distill.config import SPEECH_FIELD, DistillConfig, save_config
 from speechx.distill.data import (
     DistillData,
     SourceSpec,
@@ -92,10 +92,13 @@ from speechx.distill.runtime import (
     write_json,
 )
 from speechx.distill.sampling import LanguageBalancedBatchSampler, language_probabilities
+from speechx.distill.speech_teacher import SpeechTeacher
+from speechx.distill.targets import load_targets
+from speechx.errors import TeacherError
 from speechx.models import SpeechEncoder, build_encoder
 from speechx.models.encoder import FORMAT_NAME
 from speechx.runlock import RunLock
-from speechx.teachers.embed import load_teacher_embeddings
+from speechx.teachers.embed import load_teacher_embeddings, teacher_dir
 
 log = logging.getLogger("speechx.distill")
 
@@ -245,6 +248,69 @@ def _teacher_dim(src: SourceSpec) -> int:
         )
     _, arr = load_teacher_embeddings(src.dir, src.teacher_id, src.fields[0], mmap=True)
     return int(arr.shape[1])
+
+
+def _check_speech_targets(sources: list[SourceSpec], teacher: SpeechTeacher) -> None:
+    """Every source trained on the speech teacher has its targets.
+
+    Raises:
+        TrainingError: naming the data dir and the command that computes them.
+    """
+    for src in sources:
+        if src.fields == [SPEECH_FIELD] and src.teacher_id == teacher.teacher_id:
+            arr = teacher_dir(src.dir, src.teacher_id) / f"{SPEECH_FIELD}.npy"
+            if not arr.is_file():
+                raise TrainingError(
+                    f"{src.dir}: no speech-teacher targets of {teacher.model_dir} ({arr} is "
+                    f"missing); run `speechx teacher-embed {src.dir} --speech-teacher "
+                    f"{teacher.model_dir}`"
+                )
+
+
+def _check_dims(train: list[SourceSpec], dev: list[SourceSpec], dim: int) -> None:
+    """The dev evaluation's teacher has the training targets' dimension.
+
+    Raises:
+        TrainingError: naming both teachers (e.g. a speech teacher of another space than the
+            text teacher the dev retrieval uses).
+    """
+    for src in dev:
+        dev_dim = _teacher_dim(src)
+        if dev_dim != dim:
+            first = train[0]
+            raise TrainingError(
+                f"{src.dir}: dev evaluation uses teacher {src.teacher_id!r} (field "
+                f"{src.fields[0]}, {dev_dim}-d), but the training targets of {first.dir} "
+                f"(teacher {first.teacher_id!r}, field {first.fields[0]}) are {dim}-d: the "
+                "student cannot be scored in another space than the one it is trained into"
+            )
+
+
+def _speech_teacher_rows(dev: DistillData, teacher: SpeechTeacher) -> np.ndarray | None:
+    """The speech teacher's embedding of every dev item (NaN rows where it has none), or None
+    when no dev dir has its targets (logged)."""
+    out = np.full((len(dev), teacher.dim), np.nan, dtype=np.float32)
+    found = False
+    for s, src in enumerate(dev.sources):
+        try:
+            table = load_targets(src.dir, teacher.teacher_id, SPEECH_FIELD)
+        except TeacherError:
+            log.warning(
+                "dev %s: no targets of the speech teacher %s, so no dev cosine to it for this "
+                "dir (`speechx teacher-embed %s --speech-teacher %s` computes them)",
+                src.dir,
+                teacher.model_dir,
+                src.dir,
+                teacher.model_dir,
+            )
+            continue
+        if table.dim != teacher.dim:
+            continue
+        for i, (si, _) in enumerate(dev.index):
+            if si == s and dev.utt_ids[i] in table:
+                out[i] = table.vectors[table.row(dev.utt_ids[i])]
+                found = True
+    return out if found else None
 
 
 # --------------------------------------------------------------------------- the loop
@@ -831,19 +897,41 @@ class _DistillRun(TrainingLoop):
     def build(self) -> None:
         cfg = self.cfg
         d = cfg.data
-        self.train_sources = resolve_sources(d.train, d.teacher_id, d.target_fields)
+        # a speech teacher (speech-to-speech distillation): its id names its targets' dir
+        self.speech_teacher = SpeechTeacher(d.speech_teacher) if d.speech_teacher else None
+        speech_id = self.speech_teacher.teacher_id if self.speech_teacher else None
+        self.train_sources = resolve_sources(
+            d.train, d.teacher_id, d.target_fields, speech_teacher_id=speech_id
+        )
         dev_sources = resolve_sources(d.dev, d.teacher_id, [cfg.eval_field])
+        if self.speech_teacher is not None:
+            _check_speech_targets(self.train_sources, self.speech_teacher)
+            n = sum(s.teacher_id == speech_id for s in self.train_sources)
+            log.info(
+                "speech teacher %s (%s): the targets of %d of %d training dirs",
+                speech_id,
+                self.speech_teacher.model_dir,
+                n,
+                len(self.train_sources),
+            )
+        dim = _teacher_dim(self.train_sources[0])
+        _check_dims(self.train_sources, dev_sources, dim)
         # the model decides the sample rate: build it once the teacher dimension is known
-        self.model = build_model(cfg, _teacher_dim(self.train_sources[0]))
+        self.model = build_model(cfg, dim)
         sr = self.model.sample_rate
         self.train_data = build_distill_data(
             self.train_sources, sample_rate=sr, max_duration=d.max_duration, role="train"
         )
         self.dev_data: DistillData | None = None
+        self.dev_references: dict[str, np.ndarray] = {}
         if dev_sources and self.env.is_main:
             self.dev_data = build_distill_data(
                 dev_sources, sample_rate=sr, max_duration=None, role="dev"
             )
+            if self.speech_teacher is not None:
+                ref = _speech_teacher_rows(self.dev_data, self.speech_teacher)
+                if ref is not None:
+                    self.dev_references["speech_teacher"] = ref
 
     def build_loss(self) -> None:
         cfg = self.cfg
@@ -877,6 +965,7 @@ class _DistillRun(TrainingLoop):
             self.dev_data,
             max_batch_seconds=self.cfg.eval.max_batch_seconds,
             features=self.dev_store,
+            references=self.dev_references,
         )
 
     def describe_dev(self, metrics: dict[str, float]) -> str:
@@ -887,6 +976,7 @@ class _DistillRun(TrainingLoop):
             "dev_xsim_error",
             "dev_cosine_distance",
             "dev_mean_pairwise_cos",
+            "dev_speech_teacher_cos",
         )
         return " ".join(f"{k[4:]}={metrics[k]:.4f}" for k in keys if k in metrics)
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from speechx.data.kaldi import KaldiDir
 from speechx.distill.config import DistillConfig, config_from_dict
+from speechx.models import build_encoder
 from speechx.testing import make_kaldi_dir
 
 TEACHER = "fake-teacher"
@@ -96,3 +98,18 @@ def tiny_config(train: list[Path], dev: list[Path] | None = None, **top: object)
             node = node.setdefault(p, {})  # type: ignore[assignment]
         node[parts[-1]] = value
     return config_from_dict(data).validate()
+
+
+def save_teacher(path: Path, seed: int = 0, **overrides: object) -> Path:
+    """A tiny random encoder dir (the speech teacher of these tests)."""
+    torch.manual_seed(seed)
+    build_encoder("tiny", DIM, **overrides).save_pretrained(path)
+    return path
+
+
+def unlabeled_dir(path: Path, n: int = 5, seconds: object = (0.4, 0.5, 0.6, 0.3, 0.7)) -> Path:
+    """A Kaldi dir with audio but no transcript or translation."""
+    d = make_kaldi_dir(path, n=n, seconds=seconds)  # type: ignore[arg-type]
+    for name in ("text", "text.en"):
+        (d / name).unlink()
+    return d
