@@ -6,7 +6,8 @@
 #   Stage 1: prepare the real corpus (Kaldi dirs under data/)
 #   Stage 2: synthesize the parallel synthetic corpus with espeak-ng (same sentence split)
 #   Stage 3: validate every data dir
-#   Stage 4: teacher embeddings of transcripts and translations (cached by text)
+#   Stage 4: teacher embeddings of transcripts and translations (cached by text); with a speech
+#            teacher in the config (data.speech_teacher), its embeddings of the speech too
 #   Stage 5: distill the speech encoder into the teacher space -> exp/<tag>/model
 #   Stage 6: encode the test sets, evaluate retrieval -> exp/<tag>/results
 # Stages 2, 4 and 6 (with encode_test=true) split their work into nj jobs, run through
@@ -125,6 +126,12 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   speechx teacher-embed --teacher "$teacher" "${cache_opt[@]}" --skip-missing --fields "${fields[@]}" \
     --nj "$nj" --cmd "$train_cmd" --log-dir "${expdir}/log/teacher_embed" -- "${sets[@]}" 2>&1 \
     | tee "${expdir}/log/teacher_embed.log"
+  # Speech-to-speech distillation: the speech teacher's targets for the config's "fields: [speech]"
+  # training dirs and its dev dirs (nothing when the config names no data.speech_teacher).
+  # shellcheck disable=SC2086
+  speechx teacher-embed --config "$config" ${train_args:+--train-args $train_args} \
+    --nj "$nj" --cmd "$train_cmd" --log-dir "${expdir}/log/speech_teacher" 2>&1 \
+    | tee "${expdir}/log/speech_teacher.log"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

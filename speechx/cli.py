@@ -213,10 +213,19 @@ def _add_data_args(sub: dict[str, argparse.ArgumentParser]) -> None:
 
 
 # ------------------------------------------------------------------------------ teachers
-@_verb("teacher-embed", "embed transcripts and translations of data dirs with a text teacher")
+@_verb(
+    "teacher-embed",
+    "embed transcripts and translations of data dirs with a text teacher, or their speech with "
+    "a speech teacher (--speech-teacher MODEL_DIR, or a distillation --config)",
+)
 def _teacher_embed(args: argparse.Namespace) -> int:
     from speechx.teachers import CachedTeacher, embed_data_dir, load_teacher
 
+    if args.speech_teacher is not None or args.config is not None:
+        return _speech_teacher_embed(args)
+    if not args.data_dirs:
+        raise SpeechxError("give the data dirs to embed")
+    args.batch_size = args.batch_size or 64
     _check_job_args(args)
     teacher = CachedTeacher(load_teacher(args.teacher), args.cache_dir)
     if args.nj > 1 and args.job is None:
@@ -289,6 +298,72 @@ def _teacher_embed_part(args: argparse.Namespace, teacher: Any) -> None:
     print(
         f"job {args.job}/{args.nj}: {teacher.hits} texts from the cache, {teacher.misses} encoded"
     )
+
+
+def _speech_teacher_embed(args: argparse.Namespace) -> int:
+    """teacher-embed --speech-teacher MODEL DIR... or --config CONF: speech-teacher targets
+    (speechx.distill.speech_teacher); --nj splits each dir, one job per part, then merges."""
+    from speechx.data.split import split_data_dir, split_dir
+    from speechx.distill.speech_teacher import (
+        SpeechTeacher,
+        embed_speech_data_dir,
+        speech_target_dirs,
+        speech_targets_current,
+    )
+    from speechx.parallel import run_jobs
+
+    if args.fields is not None:
+        raise SpeechxError("--fields is for text teachers; a speech teacher has one field, speech")
+    if args.config is not None:
+        if args.speech_teacher is not None or args.data_dirs:
+            raise SpeechxError(
+                "--config names the speech teacher (data.speech_teacher) and the data dirs; "
+                "give no --speech-teacher or data dirs with it"
+            )
+        from speechx.distill import load_config
+
+        cfg = load_config(args.config, list(args.train_args))
+        if not cfg.data.speech_teacher:
+            print(f"{args.config}: no data.speech_teacher, so no speech-teacher targets to compute")
+            return 0
+        model_dir = Path(cfg.data.speech_teacher)
+        args.data_dirs = [Path(d) for d in speech_target_dirs(cfg)]
+    else:
+        if not args.data_dirs:
+            raise SpeechxError("--speech-teacher: give the data dirs to embed")
+        model_dir = args.speech_teacher
+    _check_job_args(args)
+    teacher = SpeechTeacher(model_dir)
+    kw: dict[str, Any] = {
+        "batch_size": args.batch_size or 16,
+        "feature_stores": [] if args.no_features else args.features,
+        "num_threads": args.threads,
+    }
+    sharded = [d for d in _sharded_dirs(args) if not speech_targets_current(d, teacher)]
+    if args.job is not None:  # one job of --nj: part <job> of every dir that is split
+        for d in sharded:
+            part = split_dir(d, args.nj) / str(args.job)
+            print(embed_speech_data_dir(part, teacher, store_name=d.name, **kw).describe())
+        return 0
+    parts: dict[Path, list[Path]] = {}
+    if args.nj > 1 and sharded:
+        for d in sharded:
+            parts[d] = split_data_dir(d, args.nj)
+        log = args.log_dir or sharded[0] / f"split{args.nj}" / "log"
+        run_jobs(_job_argv(args), args.nj, Path(log) / "speech_teacher.JOB.log", cmd=args.cmd)
+    counts = {"encoded": 0, "features": 0, "current": 0}
+    for d in args.data_dirs:
+        res = embed_speech_data_dir(d, teacher, parts=parts.get(Path(d), []), **kw)
+        print(res.describe())
+        counts["encoded"] += res.n_encoded
+        counts["features"] += res.n_from_features
+        counts["current"] += res.up_to_date
+    print(
+        f"speech teacher {teacher.teacher_id} ({model_dir}): {counts['encoded']} utterances "
+        f"encoded here, {counts['features']} from cached features, {counts['current']} of "
+        f"{len(args.data_dirs)} dirs already up to date"
+    )
+    return 0
 
 
 def _check_job_args(args: argparse.Namespace) -> None:
@@ -750,14 +825,42 @@ def _add_model_args(sub: dict[str, argparse.ArgumentParser]) -> None:
             help="teacher embedding cache (default $SPEECHX_CACHE or ~/.cache)",
         )
     p = sub["teacher-embed"]
-    p.add_argument("data_dirs", nargs="+", type=Path)
+    p.add_argument("data_dirs", nargs="*", type=Path)
     p.add_argument(
         "--fields",
         nargs="+",
         default=None,
         help="text and/or text.<lang> (default: every one the dir has)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None, help="default 64 (text), 16 (speech)")
+    g = p.add_argument_group(
+        "speech teacher (speech-to-speech distillation: teacher/speech-<hash>/speech.npy)"
+    )
+    g.add_argument(
+        "--speech-teacher",
+        type=Path,
+        default=None,
+        metavar="MODEL_DIR",
+        help="a trained speechx encoder dir: embed the speech of the data dirs with it",
+    )
+    g.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="a distillation config: the targets of its data.speech_teacher for its "
+        "fields: [speech] training dirs and its dev dirs (nothing when it has no speech teacher)",
+    )
+    g.add_argument("--train-args", nargs="*", default=[], metavar="KEY=VALUE")
+    g.add_argument(
+        "--features",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="feature stores of the teacher's frozen part to take rows from (store dirs or "
+        "dirs of stores; default: MODEL_DIR/../features)",
+    )
+    g.add_argument("--no-features", action="store_true", help="encode everything from audio")
+    g.add_argument("--threads", type=int, default=None, help="torch threads while encoding")
     p.add_argument(
         "--skip-missing",
         action="store_true",

@@ -112,6 +112,19 @@ def _config_dirs(cfg: Any) -> list[str]:
     return out
 
 
+def _speech_only_dirs(cfg: Any) -> set[str]:
+    """Training dirs of a distillation config used only with a speech teacher's targets
+    (``fields: [speech]``), which need no transcript."""
+    data = getattr(cfg, "data", None)
+    if data is None or not getattr(data, "speech_teacher", None):
+        return set()
+    speech, other = set(), set()
+    for src in data.train:
+        fields = src.fields or data.target_fields
+        (speech if fields == ["speech"] else other).add(src.dir)
+    return speech - other - {src.dir for src in data.dev}
+
+
 def _check_config(inputs: RecipeInputs, report: RecipeCheck) -> Any:
     if inputs.kind not in KINDS:
         raise SpeechxError(f"kind must be one of {KINDS}, got {inputs.kind!r}")
@@ -156,10 +169,11 @@ def _check_data_dirs(inputs: RecipeInputs, cfg: Any, report: RecipeCheck) -> Non
 
     planned = planned_dirs(inputs)
     dirs = list(dict.fromkeys([*(_config_dirs(cfg) if cfg is not None else []), *inputs.data_dirs]))
+    speech_only = _speech_only_dirs(cfg) - set(inputs.data_dirs)
     for d in dirs:
         p = Path(d)
         if p.is_dir():
-            v = validate_data_dir(p, check_audio=False)
+            v = validate_data_dir(p, check_audio=False, require_text=d not in speech_only)
             detail = "valid" if v.ok else v.summary(max_listed=3).replace("\n", "; ")
             report.add(v.ok, f"data dir {d}", detail)
         elif os.path.normpath(d) in planned:
@@ -193,6 +207,24 @@ def _check_model(cfg: Any, report: RecipeCheck) -> None:
         report.add(False, "model.source", f"{p.resolve()} has no config.json")
     else:
         report.add(True, "model.source", f"{p.resolve()} (local checkpoint)")
+
+
+def _check_speech_teacher(cfg: Any, report: RecipeCheck) -> None:
+    """A distillation config's data.speech_teacher is a loadable speechx model dir."""
+    model_dir = getattr(getattr(cfg, "data", None), "speech_teacher", None)
+    if not model_dir:
+        return
+    from speechx.models.encoder import WEIGHTS_NAME, read_config
+
+    p = Path(model_dir)
+    try:
+        read_config(p)
+    except SpeechxError as exc:
+        report.add(False, "data.speech_teacher", f"{exc} (train the teacher first)")
+        return
+    ok = (p / WEIGHTS_NAME).is_file()
+    detail = f"{p.resolve()}" + ("" if ok else f" has no {WEIGHTS_NAME}")
+    report.add(ok, "data.speech_teacher", detail)
 
 
 def _check_teacher(teacher: str, report: RecipeCheck) -> None:
@@ -256,6 +288,7 @@ def check_recipe(
     _check_data_dirs(inputs, cfg, report)
     if cfg is not None:
         _check_model(cfg, report)
+        _check_speech_teacher(cfg, report)
     _check_teacher(inputs.teacher, report)
     _check_launcher(inputs.nproc, report)
     return report

@@ -314,7 +314,11 @@ def _read_all(d: Path) -> dict[str, _RawFile]:
 
 # ---------------------------------------------------------------------------- validation
 def validate_data_dir(
-    path: str | os.PathLike, *, check_audio: bool = True, allow_pipes: bool = False
+    path: str | os.PathLike,
+    *,
+    check_audio: bool = True,
+    allow_pipes: bool = False,
+    require_text: bool = True,
 ) -> ValidationReport:
     """Check a Kaldi data dir and list every problem found.
 
@@ -325,6 +329,8 @@ def validate_data_dir(
     ``wav.scp`` pipes (an error unless ``allow_pipes``), and with ``check_audio`` missing or
     unreadable audio, segments past the end of their recording and ``utt2dur`` disagreeing with
     the audio.  Relative audio paths are resolved against the current directory, as Kaldi does.
+    With ``require_text=False`` a dir without ``text`` is valid (unlabeled speech, e.g. for a
+    speech teacher's targets); a ``text`` that is there is still checked.
 
     Returns:
         A :class:`ValidationReport`; ``report.ok`` is False when there is any error.  This
@@ -337,7 +343,7 @@ def validate_data_dir(
         return report
     files = _read_all(d)
     problems = report.problems
-    for name in ("wav.scp", "text", "utt2spk"):
+    for name in ("wav.scp", "text", "utt2spk") if require_text else ("wav.scp", "utt2spk"):
         if name not in files:
             problems.append(Problem(name, None, None, "missing-file", "required file is missing"))
     for raw in files.values():
