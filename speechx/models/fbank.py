@@ -1,8 +1,8 @@
 """A log-mel + conv2d-subsampling front end for wav2vec 2.0, cheap enough to train on a CPU.
 
 wav2vec 2.0's raw-waveform front end (seven 1-D convolutions, 320x downsampling) is most of the
-compute of a small model: on ``w2v2-scratch-small`` it costs several times the transformer layers
-(see ``benchmarks/frontend.py``).  Conformer/ESPnet-style models and SONAR's speech encoders start
+compute of a small model: on ``w2v2-scratch-small`` it is 77% of the forward FLOPs and about 87%
+of a training step's time (``benchmarks/frontend.py``).  Conformer/ESPnet-style models and SONAR's speech encoders start
 from filterbank features instead.  :class:`FbankFrontEnd` does that, in torch and batched:
 
 1. **log-mel**: frames of 25 ms (400 samples at 16 kHz) every 10 ms (160 samples), Hann window,

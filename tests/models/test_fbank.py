@@ -14,8 +14,9 @@ from transformers.models.wav2vec2.modeling_wav2vec2 import (
     _sample_negative_indices,
 )
 
-from speechx.asr import CtcConfig, SpeechRecognizer, Vocabulary
+from speechx.asr import CtcConfig, SpeechRecognizer, Vocabulary, load_asr_config, train_asr
 from speechx.asr.trainer import ctc_loss
+from speechx.distill import load_config
 from speechx.errors import AudioError, ModelError
 from speechx.models import PRESETS, SpeechEncoder, build_encoder
 from speechx.models.encoder import POOLING_INPUT
@@ -34,8 +35,10 @@ from speechx.models.fbank import (
     output_frames,
     pretraining_model,
 )
+from speechx.testing import make_kaldi_dir
 
 TINY = PRESETS["w2v2-fbank-tiny"][1]
+CONF = Path(__file__).resolve().parents[2] / "egs" / "fillets" / "conf"
 
 
 def _tiny_config(**extra: object) -> Wav2Vec2FbankConfig:
@@ -324,3 +327,35 @@ def test_a_pretrained_checkpoint_loads_as_an_encoder_backbone(tmp_path: Path) ->
     for name, tensor in model.wav2vec2.state_dict().items():
         torch.testing.assert_close(ours[name], tensor, rtol=0, atol=0)
         torch.testing.assert_close(again.wav2vec2.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_train_asr_runs_on_the_fbank_preset(tmp_path: Path) -> None:
+    texts = ["ab ba", "abba", "baba ab"]
+    data = make_kaldi_dir(tmp_path / "data", 3, seconds=(0.6, 0.5, 0.55), lang="nl", texts=texts)
+    items = [
+        f"data.train=[{data}]",
+        f"data.dev=[{data}]",
+        "model.source=w2v2-fbank-tiny",
+        "model.embed_dim=8",
+        "data.max_batch_seconds=1.2",
+        "optim.warmup_steps=0",
+        "max_steps=2",
+        "eval_every=2",
+        "save_every=2",
+        "log_every=1",
+        "num_threads=1",
+    ]
+    res = train_asr(load_asr_config(None, items), tmp_path / "exp")
+    assert res.best_value is not None
+    rec = SpeechRecognizer.from_pretrained(tmp_path / "exp" / "model")
+    assert rec.encoder.config.backbone == "wav2vec2-fbank"
+    assert rec.encoder.backbone.model.config.fbank_subsampling == 4
+
+
+def test_scratch_fbank_config_is_scratch_yaml_on_the_fbank_preset() -> None:
+    cfg = load_config(CONF / "scratch_fbank.yaml")
+    base = load_config(CONF / "scratch.yaml")
+    assert cfg.model.source == "w2v2-fbank-small" and cfg.model.source in PRESETS
+    assert cfg.model.overrides == base.model.overrides
+    assert cfg.data == base.data and cfg.optim == base.optim and cfg.loss == base.loss
+    assert cfg.max_steps == base.max_steps
