@@ -89,7 +89,8 @@ class ModelConfig:
 
     ``source`` is a preset name of :func:`speechx.models.build_encoder` (e.g. ``"tiny"``), a local
     hub-style backbone dir, or an existing speechx model dir (``config.json`` +
-    ``model.safetensors``), which is loaded with ``SpeechEncoder.from_pretrained``.
+    ``model.safetensors``), which is loaded with ``SpeechEncoder.from_pretrained``: an encoder
+    dir, or an ASR dir (``speechx train-asr``), whose encoder is taken without its CTC head.
     ``embed_dim`` None takes the teacher dimension.  ``overrides`` are passed to
     ``build_encoder`` (head options: pooling, dropout, freezing, ...).
     """

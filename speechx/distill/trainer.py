@@ -96,7 +96,7 @@ from speechx.distill.speech_teacher import SpeechTeacher
 from speechx.distill.targets import load_targets
 from speechx.errors import TeacherError
 from speechx.models import SpeechEncoder, build_encoder
-from speechx.models.encoder import FORMAT_NAME
+from speechx.models.encoder import FORMAT_NAME, RECOGNIZER_FORMAT_NAME
 from speechx.runlock import RunLock
 from speechx.teachers.embed import load_teacher_embeddings, teacher_dir
 
@@ -179,9 +179,11 @@ def build_model(cfg: DistillConfig, embed_dim: int) -> SpeechEncoder:
 
 def _is_speechx_dir(cfg_file: Path) -> bool:
     try:
-        return json.loads(cfg_file.read_text("utf-8")).get("speechx_format") == FORMAT_NAME
+        fmt = json.loads(cfg_file.read_text("utf-8")).get("speechx_format")
     except (OSError, ValueError, AttributeError):
         return False
+    # an ASR dir (speechx train-asr) too: its encoder warm-starts the student
+    return fmt in (FORMAT_NAME, RECOGNIZER_FORMAT_NAME)
 
 
 def build_optimizer(model: SpeechEncoder, cfg: DistillConfig) -> torch.optim.AdamW:

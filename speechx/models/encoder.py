@@ -39,6 +39,10 @@ WEIGHTS_NAME = "model.safetensors"
 #: value of the "speechx_format" key that marks a speechx encoder directory
 FORMAT_NAME = "speech-encoder"
 FORMAT_VERSION = 1
+#: a speechx ASR dir (:mod:`speechx.asr`): the encoder config under "encoder", its weights
+#: under the "encoder." prefix, beside the CTC head.  ``from_pretrained`` reads that encoder.
+RECOGNIZER_FORMAT_NAME = "speech-recognizer"
+_RECOGNIZER_PREFIX = "encoder."
 #: :attr:`SpeechEncoder.cache_point` of a fully frozen backbone: cache the pooling input
 POOLING_INPUT = -1
 #: ``encode`` shows a progress bar by default for more inputs than this
@@ -501,6 +505,9 @@ class SpeechEncoder(nn.Module):
     ) -> SpeechEncoder:
         """Rebuild an encoder saved with :meth:`save_pretrained`, in eval mode.
 
+        ``model_dir`` may also be a speechx ASR dir (``speechx train-asr``): its encoder, with
+        the embedding head it was trained with or started from, is loaded without the CTC head.
+
         Raises:
             ModelError: the directory, ``config.json`` or ``model.safetensors`` is missing,
                 unreadable, of an unknown format version, or does not match the config.
@@ -518,6 +525,10 @@ class SpeechEncoder(nn.Module):
             raise ModelError(
                 f"{weights}: cannot read weights, file corrupt or truncated ({exc})"
             ) from None
+        if _format_of(model_dir) == RECOGNIZER_FORMAT_NAME:
+            # the encoder of an ASR dir: its weights without the CTC head's
+            n = len(_RECOGNIZER_PREFIX)
+            state = {k[n:]: v for k, v in state.items() if k.startswith(_RECOGNIZER_PREFIX)}
         model = cls(config)
         missing, unexpected = _compare_keys(model.state_dict(), state)
         if missing or unexpected:
@@ -572,6 +583,12 @@ def read_config(model_dir: str | os.PathLike) -> SpeechEncoderConfig:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: cannot parse config ({exc})") from None
+    if isinstance(data, dict) and data.get("speechx_format") == RECOGNIZER_FORMAT_NAME:
+        version = data.get("format_version")
+        data = data.get("encoder")
+        if not isinstance(data, dict):
+            raise ModelError(f"{path}: ASR model config without an 'encoder' section")
+        data = {"speechx_format": FORMAT_NAME, "format_version": version, **data}
     if not isinstance(data, dict) or data.get("speechx_format") != FORMAT_NAME:
         hint = ""
         if isinstance(data, dict) and "model_type" in data:
@@ -591,6 +608,15 @@ def read_config(model_dir: str | os.PathLike) -> SpeechEncoderConfig:
         return SpeechEncoderConfig.from_dict(data)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None
+
+
+def _format_of(model_dir: Path) -> str | None:
+    """The ``speechx_format`` of ``model_dir/config.json`` (None when unreadable)."""
+    try:
+        data = json.loads((model_dir / CONFIG_NAME).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data.get("speechx_format") if isinstance(data, dict) else None
 
 
 def _is_array_pair(obj: Any) -> bool:

@@ -254,3 +254,28 @@ def test_continuing_a_recognizer_with_another_adapter_is_refused(
     )
     loaded = SpeechRecognizer.from_pretrained(res.model_dir)
     torch.testing.assert_close(again.ctc_head.state_dict(), loaded.ctc_head.state_dict())
+
+
+def test_an_asr_dir_loads_as_its_encoder_and_warm_starts_distillation(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from speechx.distill import train_distill
+    from speechx.models import SpeechEncoder
+    from tests.distill.distill_helpers import DIM, orthogonal, tiny_config, write_fake_teacher
+
+    res = train_asr(_cfg(data_dir, None, max_steps=2), tmp_path / "asr")
+    rec = SpeechRecognizer.from_pretrained(res.model_dir)
+    enc = SpeechEncoder.from_pretrained(res.model_dir)  # the encoder half, no CTC head
+    assert not any(k.startswith("ctc") for k in enc.state_dict())
+    torch.testing.assert_close(enc.state_dict(), rec.encoder.state_dict())
+    wav = (make_sine(0.3, 16000), 16000)
+    np.testing.assert_array_equal(enc.encode([wav]), rec.encoder.encode([wav]))
+
+    write_fake_teacher(data_dir, {"text": orthogonal(3, DIM, 0)})
+    cfg = tiny_config([data_dir], max_steps=1)
+    cfg.model.source = str(res.model_dir)
+    cfg.optim.lr_backbone = cfg.optim.lr_head = 0.0
+    out = train_distill(cfg, tmp_path / "distill")
+    student = SpeechEncoder.from_pretrained(out.model_dir)
+    # with zero learning rates the student is exactly the ASR model's encoder
+    torch.testing.assert_close(student.state_dict(), enc.state_dict())
