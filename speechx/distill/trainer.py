@@ -94,7 +94,7 @@ from speechx.distill.runtime import (
 from speechx.distill.sampling import LanguageBalancedBatchSampler, language_probabilities
 from speechx.distill.speech_teacher import SpeechTeacher
 from speechx.distill.targets import load_targets
-from speechx.errors import TeacherError
+from speechx.errors import ModelError, TeacherError
 from speechx.models import SpeechEncoder, build_encoder
 from speechx.models.encoder import FORMAT_NAME, RECOGNIZER_FORMAT_NAME
 from speechx.runlock import RunLock
@@ -170,11 +170,42 @@ def build_model(cfg: DistillConfig, embed_dim: int) -> SpeechEncoder:
                 f"dimension {embed_dim}"
             )
         if cfg.model.overrides:
-            state = model.state_dict()
-            model = SpeechEncoder(model.config.replace(**cfg.model.overrides))
-            model.load_state_dict(state, strict=True)
+            model = _with_overrides(model, cfg.model.overrides, src)
         return model.train()
     return build_encoder(src, embed_dim, **cfg.model.overrides).train()
+
+
+def _with_overrides(model: SpeechEncoder, overrides: dict[str, Any], src: str) -> SpeechEncoder:
+    """``model`` rebuilt with config ``overrides``, keeping every weight that still fits.
+
+    The backbone must keep its shapes.  The embedding head (layer weights, pooling, projection)
+    may change: a head whose shape changes (``pooling: attention`` on an ASR model's encoder,
+    whose head was never trained, say) starts from random weights, with a log line naming it.
+
+    Raises:
+        TrainingError: an override that changes a backbone weight's shape, or an invalid one.
+    """
+    try:
+        new = SpeechEncoder(model.config.replace(**overrides))
+    except (ModelError, TypeError) as exc:
+        raise TrainingError(f"model.overrides on {src}: {exc}") from None
+    old_state = model.state_dict()
+    new_state = new.state_dict()
+    fresh = sorted(
+        k for k, v in new_state.items() if k not in old_state or old_state[k].shape != v.shape
+    )
+    bad = [k for k in fresh if k.startswith("backbone.")]
+    if bad:
+        raise TrainingError(
+            f"model.overrides {overrides} on {src} change the backbone's weights "
+            f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); only the embedding head "
+            "(pooling, projection, layer weighting) may change shape"
+        )
+    new.load_state_dict({k: v for k, v in old_state.items() if k not in fresh}, strict=False)
+    if fresh:
+        parts = sorted({k.split(".", 1)[0] for k in fresh})
+        log.info("%s: model.overrides re-initialise the %s (new shapes)", src, ", ".join(parts))
+    return new
 
 
 def _is_speechx_dir(cfg_file: Path) -> bool:
