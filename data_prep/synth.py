@@ -5,7 +5,7 @@ written by :mod:`data_prep.fillets`) or from Kaldi dirs with ``utt2sent``; reusi
 means no test sentence is ever trained on, in any language.  Each (sentence, language) gets one
 "speaker": an espeak-ng voice variant (``+m1`` .. ``+m7``, ``+f1`` .. ``+f5``), a speed and a
 pitch, chosen from a hash of ``(seed, lang, sentence id)``.  Audio is resampled to 16 kHz with
-soxr and saved as 16-bit WAV under ``<audio_dir>/<lang>/`` (default ``<out_dir>/../wav/synth``),
+soxr and saved as 16-bit WAV under ``<audio_dir>/<lang>/`` (default ``<out_dir>/../wav/<name>``),
 outside the Kaldi dirs.  Files already there are kept, so an interrupted run resumes.
 
 Crash safety: every WAV is written to a hidden temp file and renamed, so a killed run leaves no
@@ -14,9 +14,12 @@ RunLock`: a second run on the same audio dir stops with an error naming the firs
 it, deletes the temp files a killed run left.  A rerun after a kill writes the same Kaldi dirs
 and audio, byte for byte, as an uninterrupted run.
 
-Output Kaldi dirs: ``<out_dir>/synth_<lang>_<split>`` with ``wav.scp``, ``text`` (the sentence in
-``<lang>``), ``text.<lang>`` for every language of the table, ``utt2spk``
-(``<lang>-<variant>-s<speed>-p<pitch>``), ``utt2lang``, ``utt2dur`` and ``utt2sent``.
+Output Kaldi dirs: ``<out_dir>/<name>_<lang>_<split>`` (``--name``, default ``synth``) with
+``wav.scp``, ``text`` (the sentence in ``<lang>``), ``text.<lang>`` for every language in which
+the table has the sentence, ``utt2spk`` (``<lang>-<variant>-s<speed>-p<pitch>``), ``utt2lang``,
+``utt2dur`` and ``utt2sent``.  A row is spoken only in the languages where it has text (the
+others count as ``no_text``), so a table of monolingual rows (:mod:`data_prep.textcorpus`)
+works as it is.
 
 Run ``python -m data_prep.synth --help``.
 """
@@ -54,6 +57,8 @@ from speechx.runlock import RunLock
 
 DEFAULT_LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pl", "ru")
 DEFAULT_SENTENCES = "local/fillets_sentences.tsv"
+DEFAULT_NAME = "synth"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 #: speechx language code -> espeak-ng voice, where they differ.
 ESPEAK_VOICES: dict[str, str] = {"en": "en-us", "fr": "fr-fr"}
@@ -548,8 +553,9 @@ def prepare_synth(
     progress: bool | None = None,
     verbose: bool = False,
     cmd: str | None = None,
+    name: str = DEFAULT_NAME,
 ) -> PrepReport:
-    """Synthesise every sentence in every language and write ``synth_<lang>_<split>`` dirs.
+    """Synthesise every sentence in every language and write ``<name>_<lang>_<split>`` dirs.
 
     Args:
         sentences: a sentence table (``local/fillets_sentences.tsv``) or a list of Kaldi dirs
@@ -563,7 +569,7 @@ def prepare_synth(
         seed: picks the speaker of each (sentence, language).
         splits: which splits to synthesise.
         max_sentences: keep only the first N sentences (by id) of those splits.
-        audio_dir: where the WAVs go (default ``<out_dir>/../wav/synth``), one subdir per
+        audio_dir: where the WAVs go (default ``<out_dir>/../wav/<name>``), one subdir per
             language; existing valid files are reused, not regenerated.
         sample_rate: of the saved audio.
         voices: the speaker grid (default :class:`VoiceSpace`).
@@ -573,14 +579,16 @@ def prepare_synth(
         verbose: print the summary.
         cmd: launcher of the ``nj`` pieces, as in :func:`speechx.parallel.run_jobs`
             (``recipes/utils/run.sh``, ``recipes/utils/slurm.sh ...``); default: subprocesses.
+        name: prefix of the Kaldi dirs and of the default audio dir (``synth``; e.g.
+            ``textsynth`` for the table of :mod:`data_prep.textcorpus`).
 
     Returns:
         A :class:`PrepReport`; ``extra`` has how many files were synthesised and reused;
         skipped clips are counted by reason (``no_text``, ``espeak_failed``, ``empty_audio``).
 
     Raises:
-        SynthError: espeak-ng or a voice is missing, the sentence source is unusable, or no
-            clip at all could be made.
+        SynthError: espeak-ng or a voice is missing, the sentence source is unusable, ``name``
+            is not a plain name, or no clip at all could be made.
         speechx.runlock.RunLockError: another run is writing the same audio dir.
     """
     t0 = time.perf_counter()
@@ -589,6 +597,8 @@ def prepare_synth(
     splits = parse_list(splits) or list(DEFAULT_SPLIT_NAMES)
     if nj < 1:
         raise SynthError(f"nj must be at least 1, got {nj}")
+    if not _NAME.fullmatch(name):
+        raise SynthError(f"name {name!r}: use letters, digits, '.', '_' and '-'")
     exe = check_espeak(langs, executable, espeak_voices)
     if isinstance(sentences, (str, os.PathLike)) and not Path(sentences).is_dir():
         table = read_sentence_table(sentences)
@@ -598,9 +608,7 @@ def prepare_synth(
     chosen = [table[s] for s in sorted(table) if table[s].split in splits]
     if max_sentences is not None:
         chosen = chosen[:max_sentences]
-    audio_root = (
-        Path(audio_dir) if audio_dir is not None else out.resolve().parent / "wav" / "synth"
-    )
+    audio_root = Path(audio_dir) if audio_dir is not None else out.resolve().parent / "wav" / name
     report = PrepReport(corpus="synth", out_dir=str(out), n_sentences=len(chosen))
 
     with RunLock(audio_root, option="--audio-dir"):
@@ -656,9 +664,9 @@ def prepare_synth(
             total += dur
         report.splits = {s: 0 for s in splits}
         for (lang, split), kd in sorted(kdirs.items()):
-            name = f"synth_{lang}_{split}"
-            kd.write(out / name)
-            report.dirs[name] = len(kd)
+            dir_name = f"{name}_{lang}_{split}"
+            kd.write(out / dir_name)
+            report.dirs[dir_name] = len(kd)
             report.splits[split] += len(kd)
         report.used = len(results)
         report.hours = total / 3600.0
@@ -708,7 +716,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="take sentences from these Kaldi dirs (*_<split>, with utt2sent) instead",
     )
     ap.add_argument(
-        "--audio-dir", default=None, help="where the WAVs go (default: <out-dir>/../wav/synth)"
+        "--name",
+        default=DEFAULT_NAME,
+        help="prefix of the dirs <name>_<lang>_<split> and of the default audio dir "
+        f"(default: {DEFAULT_NAME})",
+    )
+    ap.add_argument(
+        "--audio-dir", default=None, help="where the WAVs go (default: <out-dir>/../wav/<name>)"
     )
     ap.add_argument("--langs", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_LANGS)}")
     ap.add_argument(
@@ -753,6 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             audio_dir=args.audio_dir,
             progress=not args.no_progress,
             cmd=args.cmd,
+            name=args.name,
         )
     )
 

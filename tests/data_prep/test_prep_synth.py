@@ -172,3 +172,43 @@ def test_bad_table_and_cli(table: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["--out-dir", str(tmp_path / "empty")]) == 1
     assert "sentence table not found" in capsys.readouterr().err
     assert get_preparer("synth") is prepare_synth
+
+
+def test_name_prefixes_dirs_and_audio_and_changes_nothing_else(tmp_path: Path) -> None:
+    # a table of monolingual rows, as data_prep.textcorpus writes: a row is spoken only in
+    # the language where it has text
+    table = tmp_path / "data" / "local" / "textcorpus_sentences.tsv"
+    table.parent.mkdir(parents=True)
+    table.write_text(
+        "sent_id\tsplit\ten\tde\n"
+        "tc-000000000001\ttrain\tThe cat sat on the mat.\t\n"
+        "tc-000000000002\ttrain\t\tDer Hund schläft.\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "data"
+    args = ["--sentences", str(table), "--out-dir", str(out), "--langs", "en", "de"]
+    assert main([*args, "--splits", "train", "--nj", "1", "--no-progress"]) == 0
+    assert main([*args, "--splits", "train", "--name", "textsynth", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.name != "local") == [
+        "synth_de_train",
+        "synth_en_train",
+        "textsynth_de_train",
+        "textsynth_en_train",
+    ]
+    for lang in ("en", "de"):
+        plain, named = out / f"synth_{lang}_train", out / f"textsynth_{lang}_train"
+        assert sorted(f.name for f in plain.iterdir()) == sorted(f.name for f in named.iterdir())
+        for f in plain.iterdir():
+            if f.name != "wav.scp":
+                assert (named / f.name).read_bytes() == f.read_bytes(), f.name
+        wav = (named / "wav.scp").read_text(encoding="utf-8")
+        audio = (tmp_path / "wav" / "textsynth").resolve()
+        assert wav == (plain / "wav.scp").read_text(encoding="utf-8").replace(
+            str((tmp_path / "wav" / "synth").resolve()), str(audio)
+        )
+        kd = KaldiDir.read(named)
+        (utt,) = kd.utt_ids
+        assert Path(kd.wav_scp[utt]).parent == audio / lang and Path(kd.wav_scp[utt]).is_file()
+        assert set(kd.translations) == {lang}  # no empty text.<other lang>
+    with pytest.raises(SynthError, match="name"):
+        prepare_synth(table, out, langs=["en"], name="../x", progress=False)
