@@ -39,6 +39,7 @@ PREPARERS: dict[str, tuple[str, str]] = {
     "fleurs": ("data_prep.fleurs", "prepare_fleurs"),
     "librispeech": ("data_prep.librispeech", "prepare_librispeech"),
     "longform": ("data_prep.longform", "prepare_longform"),
+    "textcorpus": ("data_prep.textcorpus", "prepare_textcorpus"),
 }
 
 

@@ -32,6 +32,7 @@ CORPORA: dict[str, str] = {
     "fleurs": "data_prep.fleurs",
     "librispeech": "data_prep.librispeech",
     "longform": "data_prep.longform",
+    "textcorpus": "data_prep.textcorpus",
 }
 
 _PASSTHROUGH = {"import-whisper"}
