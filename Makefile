@@ -12,12 +12,16 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the tests need, and what the demo needs on top.
 APT_TEST := espeak-ng shellcheck
 APT_DEMO := $(APT_TEST) fillets-ng-data fillets-ng-data-nl
+# Optional: monolingual text for data_prep.textcorpus (English and German fortunes; Dutch HTML
+# manuals: the Debian FAQ, aptitude's and Debian Edu's manuals, LibreOffice's help).
+APT_TEXTCORPUS := fortunes fortunes-de debian-faq-nl aptitude-doc-nl debian-edu-doc-nl libreoffice-help-nl
 
-.PHONY: help demo codeswitch test test-slow lint format sysdeps-test sysdeps-demo venv dev clean
+.PHONY: help demo codeswitch textcorpus-deps test test-slow lint format sysdeps-test sysdeps-demo venv dev clean
 
 help:
 	@echo "make demo       install everything and run egs/fillets/run.sh with conf/demo.yaml"
 	@echo "make codeswitch install the code-switching extra, run egs/codeswitch/run.sh"
+	@echo "make textcorpus-deps  install the text sources and pysbd of the optional text corpus"
 	@echo "make test       install the test requirements, lint, run the fast tests"
 	@echo "make test-slow  run the tests marked slow"
 	@echo "make lint       ruff check, ruff format --check, shellcheck"
@@ -53,6 +57,10 @@ $(VENV)/.codeswitch: $(VENV)/.base
 	$(PIP) install -e '.[codeswitch]'
 	@touch $@
 
+$(VENV)/.textcorpus: $(VENV)/.base
+	$(PIP) install -e '.[textcorpus]'
+	@touch $@
+
 $(VENV)/.ref: $(VENV)/.dev
 	$(PIP) install -e '.[dev,ref]'
 	@touch $@
@@ -65,6 +73,9 @@ demo: sysdeps-demo venv
 
 codeswitch: sysdeps-demo $(VENV)/.codeswitch
 	cd egs/codeswitch && ./run.sh
+
+textcorpus-deps: $(VENV)/.textcorpus
+	$(call apt_install,$(APT_TEXTCORPUS))
 
 lint: dev
 	$(VENV)/bin/ruff check .

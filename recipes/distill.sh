@@ -4,7 +4,10 @@
 # stage is skipped on a rerun, and an interrupted one resumes.
 #
 #   Stage 1: prepare the real corpus (Kaldi dirs under data/)
-#   Stage 2: synthesize the parallel synthetic corpus with espeak-ng (same sentence split)
+#   Stage 2: synthesize the parallel synthetic corpus with espeak-ng (same sentence split); with
+#            text_corpus set, also cut that text into a sentence table (data_prep.textcorpus;
+#            no sentence of a data/*_dev or data/*_test dir is kept) and speak it into
+#            data/textsynth_<lang>_train
 #   Stage 3: validate every data dir
 #   Stage 4: teacher embeddings of transcripts and translations (cached by text); with a speech
 #            teacher in the config (data.speech_teacher), its embeddings of the speech too
@@ -30,6 +33,9 @@ speech_langs="nl"          # fillets "en" clips are mostly German/Russian lines
 text_langs="en nl de fr es it ru pl"
 synth_langs="en de fr es it nl pl ru"
 synth_max_sentences=0      # 0 = every sentence
+text_corpus=""             # optional LANG:PATH text sources (speechx prepare textcorpus --source), blank-separated
+text_corpus_max=20000      # sentences kept per language of the text corpus (0 = all)
+text_corpus_langs=""       # languages spoken from it (data/textsynth_<lang>_train); empty = those of text_corpus
 teacher=use-multilingual
 cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or ~/.cache/speechx
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
@@ -37,7 +43,7 @@ cascade=""                 # stage 6 peer: a Whisper (e.g. whisper-base) transcr
 cascade_sets=""            # sets the cascade is scored on; empty = the real-speech test sets (<corpus>_<lang>_test)
 prep_args=""               # extra options of `speechx prepare <corpus>`, e.g. "--nj 16 --audio-format source"
 dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs, model and teacher; train nothing
-_recipe_vars="stage stop_stage config tag nj train_cmd decode_cmd encode_test nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
+_recipe_vars="stage stop_stage config tag nj train_cmd decode_cmd encode_test nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences text_corpus text_corpus_max text_corpus_langs teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
 
@@ -66,6 +72,14 @@ cache_opt=()
 sets=()
 for l in $speech_langs; do for s in train dev test; do sets+=("data/${corpus}_${l}_${s}"); done; done
 for l in $synth_langs; do for s in train dev test; do sets+=("data/synth_${l}_${s}"); done; done
+# The text corpus: its sources (read without glob expansion) and the languages spoken from it.
+tc_sources=()
+read -r -a tc_sources <<< "$text_corpus"
+tc_langs=""
+for l in ${text_corpus_langs:-$(for s in "${tc_sources[@]}"; do echo "${s%%:*}"; done)}; do
+  [[ " $tc_langs " == *" $l "* ]] || tc_langs+=" $l"
+done
+for l in $tc_langs; do sets+=("data/textsynth_${l}_train"); done
 if [ -z "$test_sets" ]; then
   for l in $speech_langs; do test_sets+=" data/${corpus}_${l}_test"; done
   for l in $synth_langs; do test_sets+=" data/synth_${l}_test"; done
@@ -107,6 +121,25 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ -n "$synth_langs" ]; then
   speechx prepare synth --sentences "data/local/${corpus}_sentences.tsv" --out-dir data \
     --audio-dir data/audio/synth --langs $synth_langs "${max_opt[@]}" --nj "$nj" --cmd "$train_cmd" 2>&1 \
     | tee "${expdir}/log/prepare_synth.log"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ ${#tc_sources[@]} -gt 0 ]; then
+  log "Stage 2: text corpus ->${tc_langs} data/textsynth_<lang>_train (nj=${nj})"
+  # The table is rebuilt only when its inputs change (sources, options, the dev/test texts);
+  # clips already written are kept.
+  src_opts=()
+  for s in "${tc_sources[@]}"; do src_opts+=(--source "$s"); done
+  excl_opts=()
+  for d in data/*_dev data/*_test; do [ -d "$d" ] && excl_opts+=("$d"); done
+  [ ${#excl_opts[@]} -gt 0 ] && excl_opts=(--exclude-dirs "${excl_opts[@]}")
+  max_opt=()
+  [ "$text_corpus_max" -gt 0 ] && max_opt=(--max-per-lang "$text_corpus_max")
+  speechx prepare textcorpus "${src_opts[@]}" --out-dir data "${max_opt[@]}" "${excl_opts[@]}" \
+    --no-progress 2>&1 | tee "${expdir}/log/prepare_textcorpus.log"
+  # shellcheck disable=SC2086
+  speechx prepare synth --sentences data/local/textcorpus_sentences.tsv --name textsynth \
+    --splits train --out-dir data --audio-dir data/audio/textsynth --langs $tc_langs --nj "$nj" \
+    --cmd "$train_cmd" 2>&1 | tee "${expdir}/log/prepare_textsynth.log"
 fi
 
 # Only the dirs that preparation produced (a language may lack a split).
