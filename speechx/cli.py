@@ -1765,6 +1765,54 @@ def _add_audio_search_args(sub: dict[str, argparse.ArgumentParser]) -> None:
 
 
 # ------------------------------------------------------------------------------- parsing
+# ------------------------------------------------------------------------ learning curves
+@_verb("compare-runs", "learning curves of several runs: a dev metric against steps and minutes")
+def _compare_runs(args: argparse.Namespace) -> int:
+    from speechx.evaluation.curves import (
+        curve_table,
+        curves_json,
+        load_curve,
+        plot_curves,
+    )
+
+    curves = [load_curve(spec, args.metric) for spec in args.runs]
+    table = curve_table(curves, args.metric, at_minutes=args.at_minutes)
+    sys.stdout.write(table)
+    if args.out:
+        print(f"wrote {plot_curves(curves, args.metric, args.out, title=args.title)}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save(
+            args.json,
+            lambda fh: fh.write(
+                json.dumps(curves_json(curves, args.metric), indent=1).encode("utf-8")
+            ),
+        )
+    return 0
+
+
+def _add_compare_runs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="[LABEL=]EXP_DIR[+EXP_DIR...]",
+        help="experiment dirs; '+' chains the stages of one pipeline (pretraining, then "
+        "distillation): on the time axis a stage starts where the ones before it ended",
+    )
+    p.add_argument("--metric", default="dev_recall@1", help="a dev metric of metrics.jsonl")
+    p.add_argument("--out", type=Path, default=None, help="PNG: metric vs step and vs minutes")
+    p.add_argument("--json", type=Path, default=None, help="the curves as JSON")
+    p.add_argument(
+        "--at-minutes",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="MIN",
+        help="table columns: the best value reached within these training minutes",
+    )
+    p.add_argument("--title", default="", help="figure title")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechx",
@@ -1789,6 +1837,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_codeswitch_args(sub)
     _add_audio_search_args(sub)
     _add_mining_args(sub)
+    _add_compare_runs_args(sub["compare-runs"])
     _add_check_recipe_args(sub["check-recipe"])
     return parser
 

@@ -395,6 +395,7 @@ class TrainingLoop:
         self.last_dev: dict[str, float] = {}
         self.last_ckpt: Path | None = None
         self.pos = _Position()
+        self.elapsed_before = 0.0
         self.lock = RunLock(exp_dir, option="--exp-dir")
 
     # ------------------------------------------------------------------ setup
@@ -646,6 +647,17 @@ class TrainingLoop:
         set_rng_state(state, self.device)
         return any_rank(unused, self.env)
 
+    def elapsed(self) -> float:
+        """Wall-clock seconds of training so far, over this run and the runs it resumed.
+
+        Counted from the start of the training loop (model building, data loading and a
+        feature cache build are not counted; dev evaluations are).  Logged as ``elapsed_s`` in
+        ``metrics.jsonl``, so learning curves can be drawn against time
+        (``speechx compare-runs --x time``).
+        """
+        start = getattr(self, "clock_start", None)
+        return self.elapsed_before + (time.time() - start if start is not None else 0.0)
+
     # ------------------------------------------------------------------ checkpoints
     def _load_latest(self) -> None:
         loaded = load_latest_checkpoint(self.ckpt_dir, set_aside=self.env.is_main)
@@ -657,6 +669,7 @@ class TrainingLoop:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.pos = _Position(**state["position"])
+        self.elapsed_before = float(state.get("elapsed", 0.0))
         self.sampler.load_state_dict(state["sampler"])
         saved = state["sampler"]
         mine = self.sampler.state_dict()
@@ -726,6 +739,9 @@ class TrainingLoop:
                 "best": {"metric": self.primary, "value": self.best_value, "step": self.best_step},
                 "config": self.cfg.to_dict(),
                 "world_size": self.env.world_size,
+                # wall-clock seconds of training so far (all runs); kept out of "position" so
+                # that a resumed run's position stays bitwise equal to an uninterrupted one's
+                "elapsed": self.elapsed(),
             }
             self.last_ckpt = save_checkpoint(
                 state, self.ckpt_dir, self.pos.step, self.cfg.keep_last_n
@@ -740,7 +756,10 @@ class TrainingLoop:
             metrics = self.dev_metrics()
             self.last_dev = metrics
             value = metrics.get(self.primary, float("nan"))
-            append_jsonl(self.metrics_file, {"step": self.pos.step, "split": "dev", **metrics})
+            append_jsonl(
+                self.metrics_file,
+                {"step": self.pos.step, "split": "dev", **metrics, "elapsed_s": self.elapsed()},
+            )
             self.after_dev(metrics)
             improved = self.is_better(value, self.best_value)
             if improved:
@@ -801,6 +820,7 @@ class TrainingLoop:
             desc=self.task,
         )
         window: dict[str, list[float]] = {}
+        self.clock_start = time.time()
         audio_seconds, t_window = 0.0, time.time()
         last_eval = last_save = -1
         while not self._done():
@@ -858,6 +878,7 @@ class TrainingLoop:
                     )
                     rec["epoch"] = self.pos.epoch
                     rec["audio_sec_per_sec"] = audio_seconds * env.world_size / elapsed
+                    rec["elapsed_s"] = self.elapsed()
                     if env.is_main:
                         append_jsonl(
                             self.metrics_file, {"step": self.pos.step, "split": "train", **rec}
