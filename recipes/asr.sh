@@ -31,14 +31,10 @@ peer=whisper-base          # zero-shot Whisper decoder scored on the same sets; 
 dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs and model; train nothing
 _recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher test_sets beam lm peer dry_run"
 
-log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+# shellcheck source=recipes/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  [ "${args[$i]}" = "--config" ] && config="${args[$((i + 1))]}"
-done
-[ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
-eval "$(speechx recipe-vars "$config")"
+load_recipe_config "$@"
 # A bare "--dry-run" means "--dry-run true".
 opts=()
 while [ $# -gt 0 ]; do
@@ -68,28 +64,14 @@ if [ "$dry_run" = true ]; then
 fi
 mkdir -p "${expdir}/log"
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 1 ]; then
-  last=$((stop_stage < 3 ? stop_stage : 3))
-  log "Stages ${stage}-${last}: data (recipes/distill.sh)"
-  "$(dirname "${BASH_SOURCE[0]}")/distill.sh" --config "$config" --tag "$tag" \
-    --stage "$stage" --stop-stage "$last" --nj "$nj" --corpus "$corpus" --corpus-dir "$corpus_dir" \
-    --speech-langs "$speech_langs" --text-langs "$text_langs" --synth-langs "$synth_langs" \
-    --synth-max-sentences "$synth_max_sentences" --teacher "$teacher"
-fi
+run_data_stages
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: train CTC -> ${expdir}"
   if [ -f "${expdir}/model/.done" ]; then
     log "  already trained (remove ${expdir}/model to retrain)"
   else
-    resume=()
-    compgen -G "${expdir}/checkpoints/ckpt-*.pt" >/dev/null && resume=(--resume)
-    launcher=(speechx)
-    [ "$nproc" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$nproc" -m speechx.cli)
-    # shellcheck disable=SC2086
-    "${launcher[@]}" train-asr --config "$config" --exp-dir "$expdir" "${resume[@]}" \
-      ${train_args:+--train-args $train_args}
-    touch "${expdir}/model/.done"
+    run_training train-asr
   fi
 fi
 

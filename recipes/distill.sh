@@ -45,15 +45,11 @@ prep_args=""               # extra options of `speechx prepare <corpus>`, e.g. "
 dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs, model and teacher; train nothing
 _recipe_vars="stage stop_stage config tag nj train_cmd decode_cmd encode_test nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences text_corpus text_corpus_max text_corpus_langs teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
 
-log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+# shellcheck source=recipes/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The config's recipe: section sets defaults; command-line options override them.
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  [ "${args[$i]}" = "--config" ] && config="${args[$((i + 1))]}"
-done
-[ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
-eval "$(speechx recipe-vars "$config")"
+load_recipe_config "$@"
 # A bare "--dry-run" means "--dry-run true".
 opts=()
 while [ $# -gt 0 ]; do
@@ -172,14 +168,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   if [ -f "${expdir}/model/.done" ]; then
     log "  already trained (remove ${expdir}/model to retrain)"
   else
-    resume=()
-    compgen -G "${expdir}/checkpoints/ckpt-*.pt" >/dev/null && resume=(--resume)
-    launcher=(speechx)
-    [ "$nproc" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$nproc" -m speechx.cli)
-    # shellcheck disable=SC2086
-    "${launcher[@]}" distill --config "$config" --exp-dir "$expdir" "${resume[@]}" \
-      --teacher "$teacher" ${train_args:+--train-args $train_args}
-    touch "${expdir}/model/.done"
+    run_training distill --teacher "$teacher"
   fi
 fi
 

@@ -28,15 +28,11 @@ teacher=use-multilingual   # not used by pretraining; passed on to the data stag
 distill_config=""          # stage 5: a distillation config whose model.source is exp/<tag>/model; empty = no stage 5
 _recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher distill_config"
 
-log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+# shellcheck source=recipes/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The config's recipe: section sets defaults; command-line options override them.
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  [ "${args[$i]}" = "--config" ] && config="${args[$((i + 1))]}"
-done
-[ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
-eval "$(speechx recipe-vars "$config")"
+load_recipe_config "$@"
 # shellcheck source=recipes/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 
@@ -44,30 +40,14 @@ tag=${tag:-$(basename "$config" .yaml)}
 expdir=exp/${tag}
 mkdir -p "${expdir}/log"
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 1 ]; then
-  last=$((stop_stage < 3 ? stop_stage : 3))
-  log "Stages ${stage}-${last}: data (recipes/distill.sh)"
-  "$(dirname "${BASH_SOURCE[0]}")/distill.sh" --config "$config" --tag "$tag" \
-    --stage "$stage" --stop-stage "$last" --nj "$nj" --corpus "$corpus" --corpus-dir "$corpus_dir" \
-    --speech-langs "$speech_langs" --text-langs "$text_langs" --synth-langs "$synth_langs" \
-    --synth-max-sentences "$synth_max_sentences" --teacher "$teacher"
-fi
+run_data_stages
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: pretrain -> ${expdir}"
   if [ -f "${expdir}/model/.done" ]; then
     log "  already pretrained (remove ${expdir}/model to pretrain again)"
   else
-    # The training holds the exp dir's run lock (a second run stops at once); a killed run
-    # resumes from its newest checkpoint.
-    resume=()
-    compgen -G "${expdir}/checkpoints/ckpt-*.pt" >/dev/null && resume=(--resume)
-    launcher=(speechx)
-    [ "$nproc" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$nproc" -m speechx.cli)
-    # shellcheck disable=SC2086
-    "${launcher[@]}" pretrain --config "$config" --exp-dir "$expdir" "${resume[@]}" \
-      ${train_args:+--train-args $train_args}
-    touch "${expdir}/model/.done"
+    run_training pretrain
   fi
 fi
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Shell functions shared by the stage scripts in recipes/ (distill.sh, asr.sh, pretrain.sh).
+# Source it after setting the defaults:  . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The functions read the calling recipe's variables (config, tag, expdir, stage, ...).
+# shellcheck disable=SC2154  # those variables are the caller's
+
+# log MESSAGE...: a timestamped line naming the script and line it comes from.
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "${BASH_SOURCE[1]}"):${BASH_LINENO[0]}) $*"; }
+
+# load_recipe_config ARG...: sets $config from a "--config C" among the recipe's arguments,
+# stops when the file is missing, and applies its recipe: section (speechx recipe-vars) to the
+# defaults; the command-line options, parsed afterwards, override them.
+load_recipe_config() {
+  local args=("$@") i
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    [ "${args[$i]}" = "--config" ] && config="${args[$((i + 1))]}"
+  done
+  [ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
+  eval "$(speechx recipe-vars "$config")"
+}
+
+# run_data_stages: stages 1-3 of recipes/distill.sh (prepare, synthesize, validate) with this
+# recipe's config and data options, for the recipes that train on its data dirs.
+run_data_stages() {
+  if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 1 ]; then
+    local last=$((stop_stage < 3 ? stop_stage : 3))
+    log "Stages ${stage}-${last}: data (recipes/distill.sh)"
+    "$(dirname "${BASH_SOURCE[0]}")/distill.sh" --config "$config" --tag "$tag" \
+      --stage "$stage" --stop-stage "$last" --nj "$nj" --corpus "$corpus" --corpus-dir "$corpus_dir" \
+      --speech-langs "$speech_langs" --text-langs "$text_langs" --synth-langs "$synth_langs" \
+      --synth-max-sentences "$synth_max_sentences" --teacher "$teacher"
+  fi
+}
+
+# run_training VERB [ARG...]: "speechx VERB --config $config --exp-dir $expdir ARG... --train-args ..."
+# (under torchrun when nproc > 1), then marks ${expdir}/model/.done.  The training holds the exp
+# dir's run lock (a second run stops at once); a killed run resumes from its newest checkpoint.
+run_training() {
+  local verb=$1 resume=() launcher=(speechx)
+  shift
+  compgen -G "${expdir}/checkpoints/ckpt-*.pt" >/dev/null && resume=(--resume)
+  [ "$nproc" -gt 1 ] && launcher=(torchrun --standalone --nproc_per_node "$nproc" -m speechx.cli)
+  # shellcheck disable=SC2086
+  "${launcher[@]}" "$verb" --config "$config" --exp-dir "$expdir" "${resume[@]}" "$@" \
+    ${train_args:+--train-args $train_args}
+  touch "${expdir}/model/.done"
+}
