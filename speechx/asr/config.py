@@ -15,14 +15,19 @@ speechx recognizer dir (training continues from it, vocabulary included).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from speechx.asr.model import CtcConfig
 from speechx.asr.vocab import TextConfig
-from speechx.distill.config import OptimConfig, check_loop_settings, load_config
+from speechx.distill.config import (
+    LoopConfig,
+    OptimConfig,
+    check_data_dirs,
+    check_loop_settings,
+    load_config,
+)
 from speechx.distill.errors import ConfigError
 from speechx.errors import ModelError
 
@@ -65,24 +70,15 @@ class AsrEvalConfig:
 
 
 @dataclass
-class AsrConfig:
-    """Everything a CTC training run needs; the resolved copy is written to ``config.yaml``."""
+class AsrConfig(LoopConfig):
+    """Everything a CTC training run needs (the loop settings are :class:`LoopConfig`'s); the
+    resolved copy is written to ``config.yaml``."""
 
     data: AsrDataConfig = field(default_factory=AsrDataConfig)
     model: AsrModelConfig = field(default_factory=AsrModelConfig)
     text: TextConfig = field(default_factory=TextConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr_head=1e-3))
     eval: AsrEvalConfig = field(default_factory=AsrEvalConfig)
-    max_steps: int | None = None
-    epochs: int | None = None
-    seed: int = 0
-    num_threads: int | None = None
-    #: ``auto``, ``cpu`` or ``cuda``, as in :class:`speechx.distill.config.DistillConfig`.
-    device: str = "auto"
-    eval_every: int = 100
-    save_every: int = 100
-    keep_last_n: int = 3
-    log_every: int = 10
 
     def validate(self) -> AsrConfig:
         """Check what types alone cannot; returns ``self``.
@@ -90,10 +86,7 @@ class AsrConfig:
         Raises:
             ConfigError: naming the key and the problem.
         """
-        if not self.data.train:
-            raise ConfigError("data.train: no training data dir given")
-        if any(not d for d in [*self.data.train, *self.data.dev]):
-            raise ConfigError("data.train/data.dev: an empty data dir path")
+        check_data_dirs(self.data.train, self.data.dev)
         check_loop_settings(self)
         try:
             self.model.ctc.validate()
@@ -101,10 +94,6 @@ class AsrConfig:
         except ModelError as exc:
             raise ConfigError(f"model.ctc / text: {exc}") from None
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain nested dict (YAML/JSON-safe)."""
-        return dataclasses.asdict(self)
 
 
 def load_asr_config(

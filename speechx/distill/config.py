@@ -23,6 +23,7 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -138,14 +139,13 @@ class EvalConfig:
 
 
 @dataclass
-class DistillConfig:
-    """Everything a distillation run needs; the resolved copy is written to ``config.yaml``."""
+class LoopConfig:
+    """The settings of the shared training loop (:mod:`speechx.distill.trainer`), common to
+    every training config (distillation, CTC, pretraining), which adds its own sections.
 
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    In the YAML and in :meth:`to_dict` these top-level keys come after the sections.
+    """
+
     #: Optimizer steps to run; with ``epochs`` too, whichever ends first.
     max_steps: int | None = None
     epochs: int | None = None
@@ -159,6 +159,23 @@ class DistillConfig:
     save_every: int = 100
     keep_last_n: int = 3
     log_every: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (YAML/JSON-safe): the sections, then the loop settings."""
+        d = dataclasses.asdict(self)
+        loop = [f.name for f in dataclasses.fields(LoopConfig)]
+        return {**{k: v for k, v in d.items() if k not in loop}, **{k: d[k] for k in loop}}
+
+
+@dataclass
+class DistillConfig(LoopConfig):
+    """Everything a distillation run needs; the resolved copy is written to ``config.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> DistillConfig:
         """Check values that types alone cannot; returns ``self``.
@@ -239,14 +256,22 @@ class DistillConfig:
         """The teacher field dev retrieval compares against."""
         return self.eval.field or self.data.target_fields[0]
 
-    def to_dict(self) -> dict[str, Any]:
-        """A plain nested dict (YAML/JSON-safe)."""
-        return dataclasses.asdict(self)
+
+def check_data_dirs(train: Sequence[str], dev: Sequence[str]) -> None:
+    """Checks of the data dirs of a config that lists them as plain paths (ASR, pretraining).
+
+    Raises:
+        ConfigError: no training dir, or an empty path.
+    """
+    if not train:
+        raise ConfigError("data.train: no training data dir given")
+    if any(not d for d in [*train, *dev]):
+        raise ConfigError("data.train/data.dev: an empty data dir path")
 
 
 def check_loop_settings(cfg: Any) -> None:
-    """Checks shared by every training config (distillation, ASR): steps/epochs, intervals,
-    accumulation, batching and language smoothing.
+    """Checks shared by every training config (distillation, ASR, pretraining): steps/epochs,
+    intervals, accumulation, batching and language smoothing.
 
     Raises:
         ConfigError: naming the key and the problem.

@@ -20,12 +20,17 @@ cross-contrastive terms and negative clustering of ccc-wav2vec 2.0 (see
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from speechx.distill.config import OptimConfig, check_loop_settings, load_config
+from speechx.distill.config import (
+    LoopConfig,
+    OptimConfig,
+    check_data_dirs,
+    check_loop_settings,
+    load_config,
+)
 from speechx.distill.errors import ConfigError
 
 
@@ -170,8 +175,10 @@ class PretrainEvalConfig:
 
 
 @dataclass
-class PretrainConfig:
-    """Everything a pretraining run needs; the resolved copy is written to ``config.yaml``."""
+class PretrainConfig(LoopConfig):
+    """Everything a pretraining run needs (the loop settings are :class:`LoopConfig`'s, with
+    evaluation and checkpoints every 200 steps); the resolved copy is written to ``config.yaml``.
+    """
 
     data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
     model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
@@ -185,16 +192,8 @@ class PretrainConfig:
         )
     )
     eval: PretrainEvalConfig = field(default_factory=PretrainEvalConfig)
-    max_steps: int | None = None
-    epochs: int | None = None
-    seed: int = 0
-    num_threads: int | None = None
-    #: ``auto``, ``cpu`` or ``cuda``, as in :class:`speechx.distill.config.DistillConfig`.
-    device: str = "auto"
     eval_every: int = 200
     save_every: int = 200
-    keep_last_n: int = 3
-    log_every: int = 10
 
     def validate(self) -> PretrainConfig:
         """Check what types alone cannot; returns ``self``.
@@ -202,10 +201,7 @@ class PretrainConfig:
         Raises:
             ConfigError: naming the key and the problem.
         """
-        if not self.data.train:
-            raise ConfigError("data.train: no training data dir given")
-        if any(not d for d in [*self.data.train, *self.data.dev]):
-            raise ConfigError("data.train/data.dev: an empty data dir path")
+        check_data_dirs(self.data.train, self.data.dev)
         check_loop_settings(self)
         m, q, lo, g, c = self.masking, self.model.quantizer, self.loss, self.gumbel, self.ccc
         if not 0.0 < m.prob <= 1.0:
@@ -277,10 +273,6 @@ class PretrainConfig:
         """The Gumbel-softmax temperature at optimizer step ``step`` (0-based)."""
         g = self.gumbel
         return max(g.max_temperature * g.decay**step, g.min_temperature)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain nested dict (YAML/JSON-safe)."""
-        return dataclasses.asdict(self)
 
 
 def load_pretrain_config(
