@@ -41,7 +41,7 @@ from typing import Any
 
 from speechx.data.kaldi import atomic_write_text, read_mapping
 from speechx.errors import DataDirError, EvaluationError, MetricError
-from speechx.evaluation.summary import some_ids, write_summary_section
+from speechx.evaluation.summary import some_ids, write_results
 from speechx.metrics.asr import (
     METRIC_UNIT,
     Alignment,
@@ -59,8 +59,6 @@ logger = logging.getLogger(__name__)
 #: the name of the row over every language
 OVERALL = "all"
 METRICS = ("wer", "cer", "mer")
-#: this evaluation's section of ``summary.md``
-SUMMARY_SECTION = "asr"
 
 
 @dataclass(frozen=True)
@@ -399,11 +397,7 @@ def write_asr_results(
         "extra_hyps": {k: r.extra_hyps for k, r in zip(key, reports, strict=True)},
         "alignments": pra_files,
     }
-    json_path = out / "asr.json"
-    atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    summary_path = out / "summary.md"
-    section = render_summary(doc, reports)
-    write_summary_section(summary_path, section, SUMMARY_SECTION)
+    json_path = write_results(out, doc, render_summary(doc, reports))
     write_bar_chart(
         out / "asr_error_rates.png", [*doc["results"], *peer_list], title=f"ASR ({split}, {model})"
     )

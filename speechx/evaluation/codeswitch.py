@@ -52,7 +52,7 @@ import numpy as np
 from speechx.data.kaldi import KaldiDir, atomic_write_text, read_mapping
 from speechx.errors import DataDirError, EvaluationError, MetricError
 from speechx.evaluation.retrieval import ROW_METRICS, View, evaluate_retrieval_pairs
-from speechx.evaluation.summary import some_ids, write_summary_section
+from speechx.evaluation.summary import some_ids, write_results
 from speechx.metrics.asr import TextNormalizer, align, format_pra
 from speechx.metrics.codeswitch import (
     CodeSwitchScores,
@@ -70,8 +70,6 @@ CSTYPE_FILE = "utt2cstype"
 #: utterance id -> every sentence id it renders (an inter-sentential utterance has two)
 SENTS_FILE = "utt2sents"
 _PAIR = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)-([A-Za-z][A-Za-z0-9_]*)$")
-#: this evaluation's section of ``summary.md``
-SUMMARY_SECTION = "codeswitch"
 #: ``text.<x>`` files of a code-switched dir that are not translations
 _NOT_LANGS = frozenset({"langtags"})
 
@@ -601,9 +599,7 @@ def evaluate_codeswitch(
         "extra_hyps": {k: r.extra_hyps for k, r in reports.items()},
         "alignments": pra_files,
     }
-    path = out / "codeswitch.json"
-    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    write_summary_section(out / "summary.md", render_summary(doc), SUMMARY_SECTION)
+    path = write_results(out, doc, render_summary(doc))
     logger.info("wrote %s", path)
     return path
 

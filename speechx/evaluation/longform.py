@@ -43,12 +43,11 @@ from speechx.audio_search import AudioHit, AudioIndex, MergeConfig
 from speechx.data.kaldi import atomic_write_text
 from speechx.data.spans import PlacedUtterance
 from speechx.errors import EvaluationError
-from speechx.evaluation.summary import write_summary_section
+from speechx.evaluation.summary import write_results
 from speechx.metrics.longform import Span, hit_rate_curve, longform_metrics
 
 logger = logging.getLogger(__name__)
 
-SECTION = "longform"
 IOU_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _SEGMENT = re.compile(r"^(.*)@(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)?$")
 
@@ -196,9 +195,7 @@ def write_longform_results(
         "merge": dict(merge),
         "iou": iou,
     }
-    path = out / "longform.json"
-    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    write_summary_section(out / "summary.md", render_summary(doc), SECTION)
+    path = write_results(out, doc, render_summary(doc))
     if hits:
         atomic_write_text(
             out / "longform_hits.jsonl",

@@ -38,9 +38,7 @@ at or above the threshold), the ``## Mining`` section of ``summary.md`` and
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from speechx.data.kaldi import KaldiDir, atomic_write_text
+from speechx.data.kaldi import KaldiDir
 from speechx.errors import EvaluationError
 from speechx.evaluation.retrieval import save_figure
 from speechx.evaluation.speech_retrieval import (
@@ -57,7 +55,7 @@ from speechx.evaluation.speech_retrieval import (
     read_distractor_texts,
     speech_language,
 )
-from speechx.evaluation.summary import write_summary_section
+from speechx.evaluation.summary import jsonable_row, write_results
 from speechx.metrics.mining import best_f1, precision_recall_curve
 from speechx.mining import MODES, neighbours, pair_arrays
 
@@ -415,12 +413,10 @@ def write_mining_results(
         "split": split,
         "model": model,
         "teacher": teacher,
-        "results": [_jsonable(r) for r in results],
-        "ceiling": [_jsonable(r) for r in ceiling],
+        "results": [jsonable_row(r) for r in results],
+        "ceiling": [jsonable_row(r) for r in ceiling],
     }
-    path = out / "mining.json"
-    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    write_summary_section(out / "summary.md", render_summary(doc), "mining")
+    path = write_results(out, doc, render_summary(doc))
     if curves:
         write_pr_plot(out / "mining_pr.png", curves, title=f"{split}, {model}")
     logger.info("wrote %s", path)
@@ -477,17 +473,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, v in row.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        out[key] = v
-    return out
 
 
 def write_pr_plot(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from speechx.errors import EvaluationError
+from speechx.evaluation.summary import jsonable_row
 from speechx.metrics.retrieval import retrieval_metrics
 from speechx.retrieval import EmbeddingIndex
 
@@ -331,9 +332,9 @@ def write_retrieval_results(
         "split": split,
         "model": model,
         "teacher": teacher,
-        "results": [_jsonable(r) for r in results],
-        "ceiling": [_jsonable(r) for r in ceiling],
-        "peers": [_jsonable(r) for r in peers],
+        "results": [jsonable_row(r) for r in results],
+        "ceiling": [jsonable_row(r) for r in ceiling],
+        "peers": [jsonable_row(r) for r in peers],
     }
     json_path = out / "retrieval.json"
     _atomic_write(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
@@ -471,17 +472,6 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     return out
 
 
-def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None  # JSON has no NaN
-        out[str(k)] = v
-    return out
-
-
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -560,7 +550,7 @@ class RetrievalEvaluator:
         if output_path is not None:
             path = Path(output_path)
             path.mkdir(parents=True, exist_ok=True)
-            record = {"epoch": epoch, "steps": steps, "rows": [_jsonable(r) for r in rows]}
+            record = {"epoch": epoch, "steps": steps, "rows": [jsonable_row(r) for r in rows]}
             with open(path / f"{self.name}_retrieval.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
         return out

@@ -1,4 +1,5 @@
-"""``results/summary.md``: one file that every evaluation adds its own section to.
+"""``results/summary.md``: one file that every evaluation adds its own section to, and the
+``results/<task>.json`` written with it.
 
 Each evaluation owns the text between ``<!-- speechx:<name>:begin -->`` and
 ``<!-- speechx:<name>:end -->``; rewriting a section leaves the others as they were, so the ASR,
@@ -7,9 +8,14 @@ retrieval and code-switching evaluations can run in any order against the same r
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from speechx.data.kaldi import atomic_write_text
 
@@ -60,3 +66,36 @@ def some_ids(ids: Sequence[str], limit: int = SHOW_IDS) -> str:
     """The first ``limit`` ids, comma-separated, then ``... (N more)`` when there are more."""
     shown = ", ".join(ids[:limit])
     return shown + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def write_results(out_dir: str | os.PathLike, doc: Mapping[str, Any], section: str) -> Path:
+    """Write ``doc`` as ``<out_dir>/<task>.json`` and ``section`` as the ``<task>`` section of
+    ``<out_dir>/summary.md``, where ``<task>`` is ``doc["task"]``; both atomically, the other
+    sections of the summary kept.
+
+    Returns:
+        The path of the JSON file.
+    """
+    out = Path(out_dir)
+    task = str(doc["task"])
+    path = out / f"{task}.json"
+    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write_summary_section(out / "summary.md", section, task)
+    return path
+
+
+def jsonable_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat results row as JSON can hold it.
+
+    Returns:
+        A new dict with string keys, numpy scalars as Python numbers and NaN or infinite floats
+        as None (JSON has no NaN).
+    """
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        out[str(k)] = v
+    return out
