@@ -25,6 +25,7 @@ from speechx.distill.errors import ConfigError, TrainingError
 from speechx.errors import ModelError
 from speechx.models import build_encoder
 from speechx.testing import make_kaldi_dir, make_sine
+from tests.distill.distill_helpers import crash_after_checkpoint
 
 TEXTS = ["ab ba", "Abba!", "baba ab"]
 
@@ -118,24 +119,12 @@ def test_train_asr_writes_a_recognizer_and_dev_wer(data_dir: Path, tmp_path: Pat
 
 
 def test_resume_continues_exactly(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    import speechx.distill.trainer as loop_mod
-
     over = {"model.ctc.time_mask_prob": 0.2, "model.ctc.dropout": 0.1}
     straight = train_asr(_cfg(data_dir, None, **over), tmp_path / "a")
-
-    class _Crash(Exception):
-        pass
-
-    real_save = loop_mod.save_checkpoint
-
-    def save_then_crash(state, ckpt_dir, step, keep):  # noqa: ANN001, ANN202
-        real_save(state, ckpt_dir, step, keep)
-        raise _Crash(step)
-
-    monkeypatch.setattr(loop_mod, "save_checkpoint", save_then_crash)
-    with pytest.raises(_Crash):
-        train_asr(_cfg(data_dir, None, **over), tmp_path / "b")
-    monkeypatch.setattr(loop_mod, "save_checkpoint", real_save)
+    # killed after its first checkpoint (save_every=2)
+    crash_after_checkpoint(
+        monkeypatch, 2, lambda: train_asr(_cfg(data_dir, None, **over), tmp_path / "b")
+    )
     resumed = train_asr(_cfg(data_dir, None, **over), tmp_path / "b", resume=True)
     assert resumed.step == straight.step == 4
     a = SpeechRecognizer.from_pretrained(straight.model_dir).state_dict()

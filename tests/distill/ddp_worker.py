@@ -50,6 +50,34 @@ def launch(
     )
 
 
+def synced_weights(
+    out_dir: Path, checkpoint: Path | None = None, *, nproc: int = 2
+) -> dict[str, torch.Tensor]:
+    """The weights the ranks of a :func:`launch` run wrote to ``out_dir``, checked to be the same
+    on every rank, bit for bit (DDP averaged the gradients), and, with ``checkpoint``, to be the
+    ones that checkpoint holds, saved with ``nproc`` ranks and one RNG state per rank.
+
+    Returns:
+        Rank 0's weights.
+
+    Raises:
+        AssertionError: a rank or the checkpoint holds other keys or values.
+    """
+    from speechx.distill.checkpoint import load_checkpoint
+
+    ranks = [torch.load(out_dir / f"rank{r}.pt") for r in range(nproc)]
+    for other in ranks[1:]:
+        assert other.keys() == ranks[0].keys()
+        for k, v in ranks[0].items():
+            assert torch.equal(v, other[k]), k
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        assert state["world_size"] == nproc and len(state["rng"]) == nproc
+        for k, v in ranks[0].items():
+            assert torch.equal(state["model"][k], v), k
+    return ranks[0]
+
+
 def main(args: list[str]) -> int:
     """``OUT_DIR VERB [verb options]``: train, then save this rank's weights; the exit status."""
     import speechx.asr.trainer as asr_trainer

@@ -113,3 +113,35 @@ def unlabeled_dir(path: Path, n: int = 5, seconds: object = (0.4, 0.5, 0.6, 0.3,
     for name in ("text", "text.en"):
         (d / name).unlink()
     return d
+
+
+class Crash(Exception):
+    """A training run stopped on purpose by :func:`crash_after_checkpoint`."""
+
+
+def crash_after_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+    step: int,
+    train: Callable[[], object],
+    exc: type[BaseException] = Crash,
+) -> None:
+    """Run ``train()`` with the shared training loop (distillation, CTC, pretraining) raising
+    ``exc`` right after it writes checkpoint ``step``, as a run killed there would stop; the loop
+    saves normally again afterwards.  The test fails when ``train()`` does not raise ``exc``.
+    """
+    import speechx.distill.trainer as trainer_mod
+
+    real_save = trainer_mod.save_checkpoint
+
+    def save_then_crash(state, ckpt_dir, at, keep):  # noqa: ANN001, ANN202
+        path = real_save(state, ckpt_dir, at, keep)
+        if at == step:
+            raise exc
+        return path
+
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_crash)
+    try:
+        with pytest.raises(exc):
+            train()
+    finally:
+        monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)

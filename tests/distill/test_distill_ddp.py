@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from ddp_worker import launch
+from ddp_worker import launch, synced_weights
 from distill_helpers import TEACHER, MakeData, orthogonal, tiny_config, write_fake_teacher
 
 import speechx.distill.trainer as trainer_mod
@@ -101,16 +101,9 @@ def test_torchrun_two_ranks_match_one_process_with_grad_accum(
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     # (a) both ranks hold the same weights, bit for bit, and rank 0 saved them
-    rank0 = torch.load(tmp_path / "weights" / "rank0.pt")
-    rank1 = torch.load(tmp_path / "weights" / "rank1.pt")
-    assert rank0.keys() == rank1.keys()
-    for k in rank0:
-        assert torch.equal(rank0[k], rank1[k]), k
-    ddp_state = load_checkpoint(ddp_exp / "checkpoints" / f"ckpt-{STEPS}.pt")
-    assert ddp_state["world_size"] == 2 and len(ddp_state["rng"]) == 2
-    for k in rank0:
-        assert torch.equal(ddp_state["model"][k], rank0[k]), k
-    assert ddp_state["position"]["epoch"] == 1, "three steps of two cross into epoch 1"
+    last = ddp_exp / "checkpoints" / f"ckpt-{STEPS}.pt"
+    synced_weights(tmp_path / "weights", last)
+    assert load_checkpoint(last)["position"]["epoch"] == 1, "three steps of two cross into epoch 1"
 
     env = json.loads((ddp_exp / "env.json").read_text())
     assert (env["world_size"], env["device"], env["backend"]) == (2, "cpu", "gloo")

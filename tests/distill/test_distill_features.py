@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distill_helpers import TEACHER, MakeData, tiny_config
+from distill_helpers import TEACHER, MakeData, crash_after_checkpoint, tiny_config
 
 import speechx.distill.features as features_mod
 from speechx.distill.config import DataSource
@@ -170,7 +170,6 @@ def test_training_on_cached_features_matches_training_on_audio(
 def test_time_masking_zeroes_spans_and_resumes_exactly(
     make_data: MakeData, tmp_path: Path, monkeypatch
 ) -> None:
-    import speechx.distill.trainer as trainer_mod
     from speechx.distill.checkpoint import load_checkpoint
 
     a = make_data("a", 4, seconds=1.0)
@@ -199,18 +198,10 @@ def test_time_masking_zeroes_spans_and_resumes_exactly(
         },
     )
     straight = train_distill(cfg, tmp_path / "straight")
-    real_save = trainer_mod.save_checkpoint
-
-    def save_then_crash(state, ckpt_dir, step, keep):  # noqa: ANN001, ANN202
-        path = real_save(state, ckpt_dir, step, keep)
-        if step == 2:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_distill(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
+    resumed_exp = tmp_path / "resumed"
+    crash_after_checkpoint(
+        monkeypatch, 2, lambda: train_distill(cfg, resumed_exp), exc=KeyboardInterrupt
+    )
     resumed = train_distill(cfg, tmp_path / "resumed", resume=True)
     assert straight.step == resumed.step == 4
     s1 = load_checkpoint(tmp_path / "straight" / "checkpoints" / "ckpt-4.pt")["model"]

@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from distill_helpers import DIM, MakeData, orthogonal, tiny_config, write_fake_teacher
+from distill_helpers import (
+    DIM,
+    MakeData,
+    crash_after_checkpoint,
+    orthogonal,
+    tiny_config,
+    write_fake_teacher,
+)
 
-import speechx.distill.trainer as trainer_mod
 from speechx.distill.checkpoint import list_checkpoints, load_checkpoint
 from speechx.distill.errors import TrainingError
 from speechx.distill.trainer import lr_factor, train_distill
 from speechx.models import SpeechEncoder
 from speechx.testing import make_kaldi_dir
-
-
-class _Crash(Exception):
-    pass
 
 
 def _resume_config(train: list[Path], dev: list[Path]):  # noqa: ANN202
@@ -60,18 +62,7 @@ def test_resume_continues_exactly(make_data: MakeData, tmp_path: Path, monkeypat
     straight = train_distill(cfg, tmp_path / "straight")
     assert straight.step == 6
 
-    real_save = trainer_mod.save_checkpoint
-
-    def save_then_crash(state, ckpt_dir, step, keep):  # noqa: ANN001, ANN202
-        path = real_save(state, ckpt_dir, step, keep)
-        if step == 3:
-            raise _Crash
-        return path
-
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_crash)
-    with pytest.raises(_Crash):
-        train_distill(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
+    crash_after_checkpoint(monkeypatch, 3, lambda: train_distill(cfg, tmp_path / "resumed"))
     assert [s for s, _ in list_checkpoints(tmp_path / "resumed" / "checkpoints")] == [3]
     state3 = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "ckpt-3.pt")
     assert state3["position"]["chunk"] not in (0,), "the crash should fall mid-epoch"

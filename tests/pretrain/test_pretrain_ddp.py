@@ -10,26 +10,15 @@ save).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 from pretrain_helpers import make_audio_dir, tiny_yaml
 
-from speechx.distill.checkpoint import load_checkpoint
-
-
-def _worker() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "distill" / "ddp_worker.py"
-    spec = importlib.util.spec_from_file_location("ddp_worker", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.distill.ddp_worker import launch, synced_weights
 
 
 def test_torchrun_two_ranks_stay_in_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +28,7 @@ def test_torchrun_two_ranks_stay_in_sync(tmp_path: Path, monkeypatch: pytest.Mon
     conf = tmp_path / "pt.yaml"
     conf.write_text(tiny_yaml(train, dev, steps=3, every=3, batch=1.0), encoding="utf-8")
     exp = tmp_path / "ddp"
-    proc = _worker().launch(
+    proc = launch(
         tmp_path / "weights",
         [
             "pretrain",
@@ -54,15 +43,7 @@ def test_torchrun_two_ranks_stay_in_sync(tmp_path: Path, monkeypatch: pytest.Mon
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
 
-    rank0 = torch.load(tmp_path / "weights" / "rank0.pt")
-    rank1 = torch.load(tmp_path / "weights" / "rank1.pt")
-    assert rank0.keys() == rank1.keys()
-    for k in rank0:
-        assert torch.equal(rank0[k], rank1[k]), k
-    final = load_checkpoint(exp / "checkpoints" / "ckpt-3.pt")
-    assert final["world_size"] == 2 and len(final["rng"]) == 2
-    for k in rank0:
-        assert torch.equal(final["model"][k], rank0[k]), k
+    rank0 = synced_weights(tmp_path / "weights", exp / "checkpoints" / "ckpt-3.pt")
     env = json.loads((exp / "env.json").read_text())
     assert (env["world_size"], env["backend"]) == (2, "gloo")
     log = (exp / "log" / "train.log").read_text()

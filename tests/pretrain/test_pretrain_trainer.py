@@ -22,11 +22,7 @@ from speechx.models.presets import PRESETS
 from speechx.pretrain import build_pretraining_model, load_pretrain_config, train_pretrain
 from speechx.pretrain.model import HEADS_NAME
 from speechx.pretrain.trainer import sample_batch_task
-from tests.distill.distill_helpers import orthogonal, write_fake_teacher
-
-
-class _Crash(Exception):
-    pass
+from tests.distill.distill_helpers import crash_after_checkpoint, orthogonal, write_fake_teacher
 
 
 def _conf(tmp_path: Path, text: str, name: str = "pt.yaml") -> Path:
@@ -97,18 +93,7 @@ def test_resume_continues_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     straight = train_pretrain(cfg, tmp_path / "straight")
     assert straight.step == 6
 
-    real_save = trainer_mod.save_checkpoint
-
-    def save_then_crash(state, ckpt_dir, step, keep):  # noqa: ANN001, ANN202
-        path = real_save(state, ckpt_dir, step, keep)
-        if step == 3:
-            raise _Crash
-        return path
-
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_crash)
-    with pytest.raises(_Crash):
-        train_pretrain(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
+    crash_after_checkpoint(monkeypatch, 3, lambda: train_pretrain(cfg, tmp_path / "resumed"))
     at3 = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "ckpt-3.pt")
     assert at3["position"]["chunk"] == 3, "the crash falls mid-epoch"
     with pytest.raises(TrainingError, match="resume=True"):
