@@ -1,4 +1,5 @@
-"""Tiny synthetic fixtures for tests across speechx: sine waves, wav files and Kaldi data dirs.
+"""Tiny synthetic fixtures for tests across speechx: sine waves, wav files, Kaldi data dirs and a
+fake text teacher.
 
 Everything here is generated on the fly, deterministic and small (a few short wavs), so that a
 test can build exactly the data it needs in ``tmp_path``.
@@ -11,7 +12,7 @@ test can build exactly the data it needs in ``tmp_path``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,34 @@ def make_fillets_tree(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("\n".join(parts), encoding="utf-8")
     return root
+
+
+class AxisTeacher:
+    """A fake text teacher with a known geometry: a text in ``axes`` lands on the unit vector of
+    its axis (give a sentence and its translations one axis to make them each other's nearest
+    neighbours), any other text on the last axis.
+
+    It has what :func:`speechx.teachers.load_teacher` returns (``name``, ``teacher_id``, ``dim``,
+    ``languages`` and ``encode``), so a test can patch the registry with it.
+    """
+
+    languages = None
+
+    def __init__(
+        self,
+        axes: Mapping[str, int],
+        *,
+        dim: int = 8,
+        name: str = "axis",
+        teacher_id: str = "axis-v1",
+    ) -> None:
+        self.axes, self.dim, self.name, self.teacher_id = dict(axes), dim, name, teacher_id
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None
+    ) -> np.ndarray:
+        """Returns float32 ``[len(texts), dim]`` one-hot rows."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row, self.axes.get(text, self.dim - 1)] = 1.0
+        return out

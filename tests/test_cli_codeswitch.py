@@ -6,12 +6,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from speechx.cli import main
 from speechx.models import build_encoder
-from speechx.testing import make_kaldi_dir
+from speechx.testing import AxisTeacher, make_kaldi_dir
 
 UTTS = ("spk1-utt1", "spk1-utt2")
 # Mandarin-English: each CJK character is one MER token
@@ -35,22 +34,10 @@ def cs_dir(tmp_path: Path) -> Path:
     return d
 
 
-class FakeTeacher:
-    """A deterministic 8-d teacher: one axis per known sentence."""
-
-    name = "fake"
-    teacher_id = "fake-teacher"
-    dim = 8
-    languages = None
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None
-    ) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, t in enumerate(texts):
-            i = next((k for k, s in enumerate(zip(MIXED, ZH, EN, strict=True)) if t in s), 7)
-            out[row, i] = 1.0
-        return out
+def fake_teacher() -> AxisTeacher:
+    """A deterministic 8-d teacher: one axis per known sentence (any of its texts)."""
+    axes = {t: k for k, texts in enumerate(zip(MIXED, ZH, EN, strict=True)) for t in texts}
+    return AxisTeacher(axes, name="fake", teacher_id="fake-teacher")
 
 
 def test_given_hypotheses(tmp_path: Path, cs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +62,7 @@ def test_given_hypotheses(tmp_path: Path, cs_dir: Path, capsys: pytest.CaptureFi
 def test_with_speech_encoder(tmp_path: Path, cs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import speechx.teachers
 
-    monkeypatch.setattr(speechx.teachers, "load_teacher", lambda name: FakeTeacher())
+    monkeypatch.setattr(speechx.teachers, "load_teacher", lambda name: fake_teacher())
     model = tmp_path / "model"
     build_encoder("tiny", 8).save_pretrained(model)
     mono = make_kaldi_dir(tmp_path / "data" / "synth_en_test", n=2, lang="en", texts=EN)

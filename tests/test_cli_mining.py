@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,35 +15,21 @@ from speechx.cli import main
 from speechx.evaluation.collection import parse_spec, read_sentences
 from speechx.mining import MODES
 from speechx.models import build_encoder
-from speechx.testing import make_kaldi_dir
+from speechx.testing import AxisTeacher, make_kaldi_dir
 
 # Dutch and English lines of four sentences: one axis of the fake space each
 NL = ["de vis zwemt", "waar is de uitgang", "ik ben geen krab", "het water"]
 EN = ["the fish swims", "where is the exit", "I am not a crab", "the water"]
 
 
-class AxisTeacher:
-    """One axis per sentence pair (Dutch and English share it), axis 7 for anything else."""
-
-    name = "axis"
-    teacher_id = "axis-v1"
-    dim = 8
-    languages = None
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None
-    ) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, t in enumerate(texts):
-            i = NL.index(t) if t in NL else EN.index(t) if t in EN else 7
-            out[row, i] = 1.0
-        return out
+#: one axis per sentence pair (Dutch and English share it), axis 7 for anything else
+AXES = {t: i for lang in (NL, EN) for i, t in enumerate(lang)}
 
 
 @pytest.fixture
 def axis_teacher(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     """Patch the teacher registry; returns the --teacher/--cache-dir arguments."""
-    monkeypatch.setattr(speechx.teachers, "load_teacher", lambda name: AxisTeacher())
+    monkeypatch.setattr(speechx.teachers, "load_teacher", lambda name: AxisTeacher(AXES))
     return ["--teacher", "axis", "--cache-dir", str(tmp_path / "cache")]
 
 

@@ -23,7 +23,7 @@ from speechx.evaluation.codeswitch import (
     split_pair,
 )
 from speechx.metrics.asr import mer
-from speechx.testing import make_kaldi_dir
+from speechx.testing import AxisTeacher, make_kaldi_dir
 
 UTTS = ("spk1-utt1", "spk1-utt2", "spk2-utt3")
 # sentence i: (code-switched transcript, its tags, Dutch, English, cstype)
@@ -58,24 +58,10 @@ def make_mono_dir(root: Path, lang: str, col: int, name: str) -> Path:
     return make_kaldi_dir(root / name, n=3, lang=lang, texts=[s[col] for s in SENTENCES])
 
 
-class FakeTeacher:
+def fake_teacher() -> AxisTeacher:
     """Every text of sentence i (any language, mixed too) lands on axis i."""
-
-    name = "fake"
-    teacher_id = "fake-teacher"
-    dim = DIM
-    languages = None
-
-    def __init__(self) -> None:
-        self.axis = {t: i for i, s in enumerate(SENTENCES) for t in (s[0], s[2], s[3])}
-
-    def encode(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool | None = None
-    ) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for row, t in enumerate(texts):
-            out[row, self.axis.get(t, DIM - 1)] = 1.0
-        return out
+    axes = {t: i for i, s in enumerate(SENTENCES) for t in (s[0], s[2], s[3])}
+    return AxisTeacher(axes, dim=DIM, name="fake", teacher_id="fake-teacher")
 
 
 class FakeEncoder:
@@ -170,7 +156,7 @@ def test_evaluate_codeswitch_writes_json_and_summary(tmp_path: Path) -> None:
         out,
         hyps={d.name: HYPS},
         encoder=FakeEncoder(),
-        teacher=FakeTeacher(),
+        teacher=fake_teacher(),
         mono_dirs=[nl, de],
         cache_dir=tmp_path / "cache",
         model_name="exp/x/model",
@@ -249,7 +235,7 @@ def test_inter_sentential_utterances_are_keyed_by_all_their_sentences(tmp_path: 
         [d],
         tmp_path / "res",
         encoder=FakeEncoder(),
-        teacher=FakeTeacher(),
+        teacher=fake_teacher(),
         mono_dirs=[nl],
         cache_dir=tmp_path / "cache",
     )

@@ -12,7 +12,7 @@ import pytest
 from speechx.errors import EvaluationError
 from speechx.evaluation.mining import build_targets, evaluate_mining, score_mining
 from speechx.mining import MODES
-from speechx.testing import make_kaldi_dir
+from speechx.testing import AxisTeacher, make_kaldi_dir
 
 # (Dutch transcript, English translation), one axis of the fake space each
 SENTENCES = {
@@ -21,20 +21,8 @@ SENTENCES = {
     "C": ("ik ben geen krab", "I am not a crab"),
     "D": ("een grote blauwe zee", "a big blue sea"),
 }
+#: the fake teacher's axes: one per sentence (Dutch and English share it), axis 7 for the rest
 AXIS = {text: i for i, pair in enumerate(SENTENCES.values()) for text in pair}
-
-
-class AxisTeacher:
-    """A fake teacher: one axis per known sentence (Dutch and English share it), else axis 7."""
-
-    teacher_id = "axis-v1"
-    dim = 8
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, t in enumerate(texts):
-            out[row, AXIS.get(t, 7)] = 1.0
-        return out
 
 
 class AxisEncoder:
@@ -115,7 +103,7 @@ def test_evaluate_mining_end_to_end(tmp_path: Path, test_dir: Path) -> None:
     path = evaluate_mining(
         test_dir,
         out,
-        teacher=AxisTeacher(),
+        teacher=AxisTeacher(AXIS),
         teacher_id="axis-v1",
         encoder=encoder,
         distractors=[extra],
@@ -149,7 +137,7 @@ def test_evaluate_mining_end_to_end(tmp_path: Path, test_dir: Path) -> None:
     again = evaluate_mining(
         test_dir,
         tmp_path / "again",
-        teacher=AxisTeacher(),
+        teacher=AxisTeacher(AXIS),
         teacher_id="axis-v1",
         source_embeddings=src,
         distractors=[extra],
@@ -161,7 +149,7 @@ def test_evaluate_mining_end_to_end(tmp_path: Path, test_dir: Path) -> None:
 
 
 def test_evaluate_mining_errors(tmp_path: Path, test_dir: Path) -> None:
-    kwargs = {"teacher": AxisTeacher(), "teacher_id": "axis-v1"}
+    kwargs = {"teacher": AxisTeacher(AXIS), "teacher_id": "axis-v1"}
     with pytest.raises(EvaluationError, match="no text.fr translations"):
         evaluate_mining(test_dir, tmp_path / "r", tgt_lang="fr", encoder=AxisEncoder({}), **kwargs)
     with pytest.raises(EvaluationError, match="first 'nobody'"):
