@@ -371,23 +371,12 @@ class SpeechRecognizer(nn.Module):
     # -- persistence ----------------------------------------------------------------------------
     def save_pretrained(self, model_dir: str | os.PathLike) -> Path:
         """Write ``config.json``, ``model.safetensors`` and ``vocab.json``; returns the dir."""
-        from speechx.models.encoder import _atomic_write
+        from speechx.models.encoder import _atomic_write, save_safetensors
 
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
-        tensors: dict[str, torch.Tensor] = {}
-        seen: set[int] = set()
-        for name, tensor in self.state_dict().items():
-            t = tensor.detach().cpu().contiguous()
-            if t.data_ptr() in seen:
-                t = t.clone()
-            seen.add(t.data_ptr())
-            tensors[name] = t
         meta = {"speechx_format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)}
-        _atomic_write(
-            model_dir / WEIGHTS_NAME,
-            lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=meta),
-        )
+        save_safetensors(self.state_dict(), model_dir / WEIGHTS_NAME, meta)
         self.vocab.save(model_dir)
         payload = {
             "speechx_format": FORMAT_NAME,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -477,19 +477,8 @@ class SpeechEncoder(nn.Module):
         """
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
-        tensors: dict[str, torch.Tensor] = {}
-        seen: set[int] = set()
-        for name, tensor in self.state_dict().items():
-            t = tensor.detach().cpu().contiguous()
-            if t.data_ptr() in seen:  # safetensors refuses shared storage
-                t = t.clone()
-            seen.add(t.data_ptr())
-            tensors[name] = t
         meta = {"speechx_format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)}
-        _atomic_write(
-            model_dir / WEIGHTS_NAME,
-            lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=meta),
-        )
+        save_safetensors(self.state_dict(), model_dir / WEIGHTS_NAME, meta)
         payload = {
             "speechx_format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -632,6 +621,30 @@ def _duration(source: AudioSource) -> float:
         except (TypeError, ValueError, ZeroDivisionError):
             return 0.0  # load_audio reports the problem with the input named
     return audio_info(source).duration
+
+
+def save_safetensors(
+    state: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]
+) -> Path:
+    """Write ``state`` as a safetensors file, atomically (temporary file, then rename).
+
+    The tensors are saved from the CPU, contiguous; one that shares storage with an earlier one
+    (tied weights) is saved as a copy, since safetensors refuses shared storage.
+
+    Returns:
+        ``path``.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, tensor in state.items():
+        t = tensor.detach().cpu().contiguous()
+        if t.data_ptr() in seen:
+            t = t.clone()
+        seen.add(t.data_ptr())
+        tensors[name] = t
+    out = Path(path)
+    _atomic_write(out, lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=metadata))
+    return out
 
 
 def _atomic_write(path: Path, write: Any) -> None:

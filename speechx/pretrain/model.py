@@ -42,7 +42,7 @@ from speechx.errors import ModelError
 from speechx.models import SpeechEncoder, build_encoder
 from speechx.models.backbones import Backbone
 from speechx.models.config import SpeechEncoderConfig
-from speechx.models.encoder import FORMAT_NAME
+from speechx.models.encoder import FORMAT_NAME, save_safetensors
 from speechx.pretrain.augment import augment_batch
 from speechx.pretrain.config import CccConfig, PretrainConfig, QuantizerConfig
 from speechx.pretrain.objective import (
@@ -434,8 +434,9 @@ class PretrainingModel(nn.Module):
             "feat_quantizer_dropout": q.feature_dropout,
         }
         _write_json(model_dir / CONFIG_NAME, hf_config)
-        _save_tensors(self.backbone_state(), model_dir / WEIGHTS_NAME)
-        _save_tensors(self.head_state(), model_dir / HEADS_NAME)
+        # the metadata transformers' from_pretrained looks for
+        save_safetensors(self.backbone_state(), model_dir / WEIGHTS_NAME, {"format": "pt"})
+        save_safetensors(self.head_state(), model_dir / HEADS_NAME, {"format": "pt"})
         _write_json(
             model_dir / PREPROCESSOR_NAME,
             {
@@ -453,18 +454,6 @@ class PretrainingModel(nn.Module):
 
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-
-
-def _save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
-    tensors: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for name, tensor in state.items():
-        t = tensor.detach().cpu().contiguous()
-        if t.data_ptr() in seen:  # safetensors refuses shared storage
-            t = t.clone()
-        seen.add(t.data_ptr())
-        tensors[name] = t
-    safetensors.torch.save_file(tensors, str(path), metadata={"format": "pt"})
 
 
 def _is_speechx_dir(path: Path) -> bool:
