@@ -19,13 +19,11 @@ import torch
 from torch.utils.data import Dataset
 
 from speechx.asr.vocab import Vocabulary
-from speechx.data.dataset import SpeechDataset, collate_audio
+from speechx.data.dataset import MultiDirDataset, SpeechDataset, collate_audio
 from speechx.data.kaldi import KaldiDir
 from speechx.distill.errors import TrainingError
 
 log = logging.getLogger("speechx.asr")
-
-UNKNOWN_LANG = "und"
 
 
 def read_transcripts(dirs: Sequence[str]) -> list[str]:
@@ -40,7 +38,7 @@ def read_transcripts(dirs: Sequence[str]) -> list[str]:
     return texts
 
 
-class AsrData(Dataset):
+class AsrData(MultiDirDataset):
     """Utterances with CTC labels, from one or more data dirs (a map-style torch Dataset).
 
     Args:
@@ -64,17 +62,12 @@ class AsrData(Dataset):
         max_duration: float | None = None,
         role: str = "train",
     ) -> None:
+        super().__init__()
         self.dirs = [str(d) for d in dirs]
         self.vocab = vocab
-        self.datasets: list[SpeechDataset] = []
-        self.index: list[tuple[int, int]] = []
-        self.ids: list[str] = []
-        self.utt_ids: list[str] = []
-        self.durations: list[float] = []
-        self.langs: list[str] = []
         self.texts: list[str] = []
         self.labels: list[np.ndarray] = []
-        for s, d in enumerate(self.dirs):
+        for d in self.dirs:
             kdir = KaldiDir.read(d)
             keep, empty = [], []
             for utt in kdir.utt_ids:
@@ -92,30 +85,19 @@ class AsrData(Dataset):
             ds = SpeechDataset(
                 kdir.subset(keep), sample_rate=sample_rate, max_duration=max_duration
             )
-            name = Path(d).name
-            for j, utt in enumerate(ds.ids):
+            self.add_dir(ds, kdir, Path(d).name)
+            for utt in ds.ids:
                 text = kdir.text[utt]
-                self.index.append((s, j))
-                self.ids.append(f"{name}/{utt}")
-                self.utt_ids.append(utt)
-                self.durations.append(float(ds.durations[j]))
-                self.langs.append(kdir.utt2lang.get(utt, UNKNOWN_LANG))
                 self.texts.append(vocab.normalize(text))
                 self.labels.append(np.asarray(vocab.encode(text), dtype=np.int64))
             log.info("%s %s: %d utterances, %.1f min", role, d, len(ds), sum(ds.durations) / 60)
-            self.datasets.append(ds)
         n_unk = sum(int((lab == vocab.unk_id).sum()) for lab in self.labels)
         if n_unk:
             log.warning("%s: %d characters outside the vocabulary map to <unk>", role, n_unk)
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     def __getitem__(self, i: int) -> dict[str, Any]:
-        s, j = self.index[i]
-        item = dict(self.datasets[s][j])
+        item = super().__getitem__(i)
         item["labels"] = self.labels[i]
-        item["index"] = i
         return item
 
 

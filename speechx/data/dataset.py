@@ -24,6 +24,8 @@ from speechx.errors import AudioError, DataDirError
 
 logger = logging.getLogger(__name__)
 
+#: The language of an utterance that ``utt2lang`` does not name.
+UNKNOWN_LANG = "und"
 #: Seconds of slack given to ``max_duration`` when loading, since ``utt2dur`` is rounded.
 _DURATION_SLACK = 0.05
 
@@ -163,6 +165,52 @@ class SpeechDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"SpeechDataset({self.source!r}, n={len(self)}, sample_rate={self.sample_rate})"
+
+
+class MultiDirDataset(Dataset):
+    """The utterances of several data dirs as one map-style dataset: the bookkeeping that the
+    training datasets (distillation, CTC, pretraining) share, and that the shared training loop
+    and its batch sampler read.  Subclasses fill it with :meth:`add_dir` and add their own
+    per-item fields.
+
+    Item ``i`` is item ``index[i]`` of its dir's :class:`SpeechDataset` plus ``index=i``.
+
+    Attributes:
+        datasets: one :class:`SpeechDataset` per dir.
+        index: ``(dir, item)`` of every global item.
+        ids: ``"<dir name>/<utt>"`` of every item (unique across dirs).
+        utt_ids: the plain utterance id of every item.
+        durations: seconds per item.
+        langs: ``utt2lang`` per item (:data:`UNKNOWN_LANG` when unknown).
+    """
+
+    def __init__(self) -> None:
+        self.datasets: list[SpeechDataset] = []
+        self.index: list[tuple[int, int]] = []
+        self.ids: list[str] = []
+        self.utt_ids: list[str] = []
+        self.durations: list[float] = []
+        self.langs: list[str] = []
+
+    def add_dir(self, ds: SpeechDataset, kdir: KaldiDir, name: str) -> None:
+        """Append the utterances of ``ds``, read from data dir ``kdir`` named ``name``."""
+        s = len(self.datasets)
+        for j, utt in enumerate(ds.ids):
+            self.index.append((s, j))
+            self.ids.append(f"{name}/{utt}")
+            self.utt_ids.append(utt)
+            self.durations.append(float(ds.durations[j]))
+            self.langs.append(kdir.utt2lang.get(utt, UNKNOWN_LANG))
+        self.datasets.append(ds)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        s, j = self.index[i]
+        item = dict(self.datasets[s][j])
+        item["index"] = i
+        return item
 
 
 def collate_audio(items: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -18,17 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from speechx.data.dataset import SpeechDataset, collate_audio
+from speechx.data.dataset import MultiDirDataset, SpeechDataset, collate_audio
 from speechx.data.kaldi import KaldiDir
 from speechx.distill.config import SPEECH_FIELD
 from speechx.distill.errors import TrainingError
 from speechx.distill.targets import TargetTable, load_targets, sentence_groups, sentence_keys
 
 log = logging.getLogger("speechx.distill")
-
-UNKNOWN_LANG = "und"
 
 
 @dataclass
@@ -40,7 +37,7 @@ class SourceSpec:
     fields: list[str]
 
 
-class DistillData(Dataset):
+class DistillData(MultiDirDataset):
     """Utterances of several data dirs with their targets (a map-style torch Dataset).
 
     Attributes:
@@ -62,32 +59,18 @@ class DistillData(Dataset):
         targets: Sequence[TargetTable],
         kdirs: Sequence[KaldiDir],
     ) -> None:
+        super().__init__()
         self.sources = list(sources)
-        self.datasets = list(datasets)
         self.targets = list(targets)
-        self.index: list[tuple[int, int]] = []
-        self.ids: list[str] = []
-        self.utt_ids: list[str] = []
-        self.durations: list[float] = []
-        self.langs: list[str] = []
         self._rows: list[int] = []
         keys: list[list[str]] = []
-        for s, (src, ds, tab, kdir) in enumerate(
-            zip(self.sources, self.datasets, self.targets, kdirs, strict=True)
-        ):
+        for src, ds, tab, kdir in zip(self.sources, datasets, self.targets, kdirs, strict=True):
             name = Path(src.dir).name
-            for j, utt in enumerate(ds.ids):
-                self.index.append((s, j))
-                self.ids.append(f"{name}/{utt}")
-                self.utt_ids.append(utt)
-                self.durations.append(float(ds.durations[j]))
-                self.langs.append(kdir.utt2lang.get(utt, UNKNOWN_LANG))
+            self.add_dir(ds, kdir, name)
+            for utt in ds.ids:
                 self._rows.append(tab.row(utt))
                 keys.append(sentence_keys(kdir, utt, src.fields) or [f"utt:{name}/{utt}"])
         self.groups = sentence_groups(keys)
-
-    def __len__(self) -> int:
-        return len(self.index)
 
     @property
     def dim(self) -> int:
@@ -108,11 +91,9 @@ class DistillData(Dataset):
         )
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        s, j = self.index[i]
-        item = dict(self.datasets[s][j])
+        item = super().__getitem__(i)
         item["target"] = self.target(i)
         item["group"] = int(self.groups[i])
-        item["index"] = i
         return item
 
 

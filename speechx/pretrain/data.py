@@ -15,21 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
-from speechx.data.dataset import SpeechDataset, collate_audio
+from speechx.data.dataset import MultiDirDataset, SpeechDataset, collate_audio
 from speechx.data.kaldi import KaldiDir
 from speechx.distill.errors import TrainingError
 
 log = logging.getLogger("speechx.distill.pretrain")  # into the run's train.log
 
-UNKNOWN_LANG = "und"
 #: Seconds added to the shortest usable duration: ``utt2dur`` is rounded.
 _DURATION_MARGIN = 0.01
 
 
-class PretrainData(Dataset):
-    """Utterances of one or more data dirs (a map-style torch Dataset).
+class PretrainData(MultiDirDataset):
+    """Utterances of one or more data dirs (a map-style torch Dataset; items and attributes as
+    in :class:`~speechx.data.dataset.MultiDirDataset`).
 
     Args:
         dirs: Kaldi data dirs.
@@ -52,16 +51,11 @@ class PretrainData(Dataset):
         min_samples: int = 1,
         role: str = "train",
     ) -> None:
+        super().__init__()
         self.dirs = [str(d) for d in dirs]
         self.sample_rate = int(sample_rate)
-        self.datasets: list[SpeechDataset] = []
-        self.index: list[tuple[int, int]] = []
-        self.ids: list[str] = []
-        self.utt_ids: list[str] = []
-        self.durations: list[float] = []
-        self.langs: list[str] = []
         min_seconds = min_samples / self.sample_rate + _DURATION_MARGIN
-        for s, d in enumerate(self.dirs):
+        for d in self.dirs:
             kdir = KaldiDir.read(d)
             ds = SpeechDataset(kdir, sample_rate=self.sample_rate, max_duration=max_duration)
             short = [u for u, dur in zip(ds.ids, ds.durations, strict=True) if dur < min_seconds]
@@ -83,24 +77,8 @@ class PretrainData(Dataset):
                     f"{d}: no usable utterance for {role} (all shorter than {min_seconds:.3f} s"
                     + (f" or longer than {max_duration} s)" if max_duration else ")")
                 )
-            name = Path(d).name
-            for j, utt in enumerate(ds.ids):
-                self.index.append((s, j))
-                self.ids.append(f"{name}/{utt}")
-                self.utt_ids.append(utt)
-                self.durations.append(float(ds.durations[j]))
-                self.langs.append(kdir.utt2lang.get(utt, UNKNOWN_LANG))
+            self.add_dir(ds, kdir, Path(d).name)
             log.info("%s %s: %d utterances, %.1f min", role, d, len(ds), sum(ds.durations) / 60)
-            self.datasets.append(ds)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        s, j = self.index[i]
-        item = dict(self.datasets[s][j])
-        item["index"] = i
-        return item
 
 
 def collate_pretrain(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
