@@ -9,6 +9,8 @@
 #   Stage 5:    decode the test sets and score them -> exp/<tag>/decode/<set>/text,
 #               exp/<tag>/results/asr.json + summary.md (+ the zero-shot Whisper peer rows)
 set -euo pipefail
+# shellcheck source=recipes/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stage=1
 stop_stage=100
@@ -17,13 +19,7 @@ tag=""                     # experiment tag; defaults to the config's file name
 nj=2                       # parallel jobs for data preparation
 nproc=1                    # >1 trains with torchrun (DDP: NCCL on GPUs, gloo on CPU)
 train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
-corpus=fillets
-corpus_dir=""              # where the corpus is; empty = the corpus module's default
-speech_langs="nl"
-text_langs="en nl de fr es it ru pl"
-synth_langs="en de fr es it nl pl ru"
-synth_max_sentences=0      # 0 = every sentence
-teacher=use-multilingual   # not used by ASR; passed on to the data stages' recipe
+data_option_defaults       # corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher (lib.sh)
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
 beam=1                     # CTC beam width for decoding (1 = greedy)
 lm=""                      # a KenLM n-gram file (needs pyctcdecode and kenlm); empty = none
@@ -31,17 +27,10 @@ peer=whisper-base          # zero-shot Whisper decoder scored on the same sets; 
 dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs and model; train nothing
 _recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher test_sets beam lm peer dry_run"
 
-# shellcheck source=recipes/lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
 load_recipe_config "$@"
 # A bare "--dry-run" means "--dry-run true".
-opts=()
-while [ $# -gt 0 ]; do
-  if [ "$1" = "--dry-run" ] && { [ $# -eq 1 ] || [[ "$2" == --* ]]; }; then opts+=(--dry-run true); shift; continue; fi
-  opts+=("$1"); shift
-done
-set -- "${opts[@]}"
+bare_flag --dry-run "$@"
+set -- "${args[@]}"
 # shellcheck source=recipes/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 

@@ -16,6 +16,8 @@
 # Stages 2, 4 and 6 (with encode_test=true) split their work into nj jobs, run through
 # $train_cmd / $decode_cmd (set in egs/<corpus>/cmd.sh; docs/parallel.md).
 set -euo pipefail
+# shellcheck source=recipes/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stage=1
 stop_stage=100
@@ -27,16 +29,10 @@ decode_cmd=${decode_cmd:-$(dirname "${BASH_SOURCE[0]}")/utils/run.sh} # launcher
 encode_test=false          # stage 6 also writes exp/<tag>/embed/<set>/{ids.txt,embeddings.npy} (nj jobs)
 nproc=1                    # >1 trains with torchrun (DDP: NCCL on GPUs, gloo on CPU)
 train_args=""              # overrides of the training config, e.g. "max_steps=100 optim.lr_head=1e-3"
-corpus=fillets
-corpus_dir=""              # where the corpus is; empty = the corpus module's default
-speech_langs="nl"          # fillets "en" clips are mostly German/Russian lines
-text_langs="en nl de fr es it ru pl"
-synth_langs="en de fr es it nl pl ru"
-synth_max_sentences=0      # 0 = every sentence
+data_option_defaults       # corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher (lib.sh)
 text_corpus=""             # optional LANG:PATH text sources (speechx prepare textcorpus --source), blank-separated
 text_corpus_max=20000      # sentences kept per language of the text corpus (0 = all)
 text_corpus_langs=""       # languages spoken from it (data/textsynth_<lang>_train); empty = those of text_corpus
-teacher=use-multilingual
 cache_dir=""               # teacher embedding cache; empty = $SPEECHX_CACHE or ~/.cache/speechx
 test_sets=""               # empty = <corpus>_<lang>_test and synth_<lang>_test for the langs above
 cascade=""                 # stage 6 peer: a Whisper (e.g. whisper-base) transcribes, the teacher embeds; empty = none
@@ -45,18 +41,11 @@ prep_args=""               # extra options of `speechx prepare <corpus>`, e.g. "
 dry_run=false              # true (or a bare --dry-run): check config, corpus, data dirs, model and teacher; train nothing
 _recipe_vars="stage stop_stage config tag nj train_cmd decode_cmd encode_test nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences text_corpus text_corpus_max text_corpus_langs teacher cache_dir test_sets cascade cascade_sets prep_args dry_run"
 
-# shellcheck source=recipes/lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
 # The config's recipe: section sets defaults; command-line options override them.
 load_recipe_config "$@"
 # A bare "--dry-run" means "--dry-run true".
-opts=()
-while [ $# -gt 0 ]; do
-  if [ "$1" = "--dry-run" ] && { [ $# -eq 1 ] || [[ "$2" == --* ]]; }; then opts+=(--dry-run true); shift; continue; fi
-  opts+=("$1"); shift
-done
-set -- "${opts[@]}"
+bare_flag --dry-run "$@"
+set -- "${args[@]}"
 # shellcheck source=recipes/parse_options.sh
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 

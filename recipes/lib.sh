@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Shell functions shared by the stage scripts in recipes/ (distill.sh, asr.sh, pretrain.sh).
-# Source it after setting the defaults:  . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Source it before setting the defaults:  . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The functions read the calling recipe's variables (config, tag, expdir, stage, ...).
 # shellcheck disable=SC2154  # those variables are the caller's
 
 # log MESSAGE...: a timestamped line naming the script and line it comes from.
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "${BASH_SOURCE[1]}"):${BASH_LINENO[0]}) $*"; }
+
+# data_option_defaults: the defaults of the data options, those of recipes/distill.sh stages 1-3,
+# which asr.sh and pretrain.sh pass on to it (so the three agree).
+# shellcheck disable=SC2034  # the caller reads them
+data_option_defaults() {
+  corpus=fillets
+  corpus_dir=""              # where the corpus is; empty = the corpus module's default
+  speech_langs="nl"          # fillets "en" clips are mostly German/Russian lines
+  text_langs="en nl de fr es it ru pl"
+  synth_langs="en de fr es it nl pl ru"
+  synth_max_sentences=0      # 0 = every sentence
+  teacher=use-multilingual   # the text teacher (the training of asr.sh and pretrain.sh does not use it)
+}
 
 # load_recipe_config ARG...: sets $config from a "--config C" among the recipe's arguments,
 # stops when the file is missing, and applies its recipe: section (speechx recipe-vars) to the
@@ -17,6 +30,18 @@ load_recipe_config() {
   done
   [ -f "$config" ] || { echo "$0: config $config not found" >&2; exit 1; }
   eval "$(speechx recipe-vars "$config")"
+}
+
+# bare_flag FLAG ARG...: sets the array args to ARG..., where a bare FLAG (the last argument,
+# or one followed by another --option) becomes "FLAG true".
+bare_flag() {
+  local flag=$1
+  shift
+  args=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "$flag" ] && { [ $# -eq 1 ] || [[ "$2" == --* ]]; }; then args+=("$flag" true); shift; continue; fi
+    args+=("$1"); shift
+  done
 }
 
 # run_data_stages: stages 1-3 of recipes/distill.sh (prepare, synthesize, validate) with this

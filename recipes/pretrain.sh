@@ -10,6 +10,8 @@
 #               model.source of a distillation or CTC config takes as a warm start
 #   Stage 5:    (with --distill-config C) distil from it: recipes/distill.sh stages 4-6 with C
 set -euo pipefail
+# shellcheck source=recipes/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stage=1
 stop_stage=100
@@ -18,18 +20,9 @@ tag=""                     # experiment tag; defaults to the config's file name
 nj=2                       # parallel jobs for data preparation
 nproc=1                    # >1 trains with torchrun (DDP: NCCL on GPUs, gloo on CPU)
 train_args=""              # overrides of the pretraining config, e.g. "max_steps=100 ccc.enabled=true"
-corpus=fillets
-corpus_dir=""              # where the corpus is; empty = the corpus module's default
-speech_langs="nl"
-text_langs="en nl de fr es it ru pl"
-synth_langs="en de fr es it nl pl ru"
-synth_max_sentences=0      # 0 = every sentence
-teacher=use-multilingual   # not used by pretraining; passed on to the data stages and stage 5
+data_option_defaults       # corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher (lib.sh)
 distill_config=""          # stage 5: a distillation config whose model.source is exp/<tag>/model; empty = no stage 5
 _recipe_vars="stage stop_stage config tag nj nproc train_args corpus corpus_dir speech_langs text_langs synth_langs synth_max_sentences teacher distill_config"
-
-# shellcheck source=recipes/lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The config's recipe: section sets defaults; command-line options override them.
 load_recipe_config "$@"
