@@ -64,7 +64,7 @@ from tqdm import tqdm
 from speechx.audio import AudioSource, audio_info
 from speechx.errors import AudioError, AudioIndexError, RetrievalError
 from speechx.longform import LongformConfig, LongformEmbeddings, encode_long, window_bounds
-from speechx.retrieval import BACKENDS, EmbeddingIndex, _replace_dir
+from speechx.retrieval import BACKENDS, EmbeddingIndex, _replace_dir, read_index_meta
 from speechx.speech_regions import RegionConfig, speech_regions, windows_in_regions
 
 logger = logging.getLogger(__name__)
@@ -761,18 +761,12 @@ class AudioIndex:
         """
         d = Path(directory)
         meta_path = d / INDEX_FILE
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise AudioIndexError(
-                f"{meta_path}: not found; is {d} an audio index (speechx index-audio)?"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise AudioIndexError(f"{meta_path}: not valid JSON ({exc.msg})") from None
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise AudioIndexError(
-                f"{meta_path}: unsupported format_version {meta.get('format_version')!r}"
-            )
+        meta = read_index_meta(
+            meta_path,
+            _FORMAT_VERSION,
+            what="an audio index (speechx index-audio)",
+            error=AudioIndexError,
+        )
         try:
             config = AudioIndexConfig(**meta["config"])
             recordings = [Recording(**r) for r in meta["recordings"]]

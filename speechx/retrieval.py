@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from speechx.errors import RetrievalError
+from speechx.errors import RetrievalError, SpeechxError
 
 BACKENDS = ("exact", "faiss-flat", "faiss-ivf", "faiss-hnsw", "auto")
 METRICS = ("cosine", "ip")
@@ -366,16 +366,7 @@ class EmbeddingIndex:
         """
         d = Path(directory)
         meta_path = d / "index.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RetrievalError(f"{meta_path}: not found; is {d} an index directory?") from None
-        except json.JSONDecodeError as exc:
-            raise RetrievalError(f"{meta_path}: not valid JSON ({exc.msg})") from None
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise RetrievalError(
-                f"{meta_path}: unsupported format_version {meta.get('format_version')!r}"
-            )
+        meta = read_index_meta(meta_path, _FORMAT_VERSION, what="an index directory")
         try:
             config = IndexConfig(**meta["config"])
             size, dim = int(meta["size"]), int(meta["dim"])
@@ -565,6 +556,39 @@ def _check_unique(ids: list[str]) -> None:
         if "\n" in x or "\r" in x:
             raise RetrievalError(f"id at row {i} contains a line break: {x!r}")
         seen.add(x)
+
+
+def read_index_meta(
+    path: Path,
+    format_version: int,
+    *,
+    what: str,
+    error: type[SpeechxError] = RetrievalError,
+) -> dict[str, Any]:
+    """Read the JSON metadata file of an index directory (``path``) and check its version.
+
+    Args:
+        path: the metadata file.
+        format_version: the ``format_version`` it must have.
+        what: what its directory should be, for the message when the file is missing
+            (``"an index directory"``).
+        error: the error class raised.
+
+    Returns:
+        The parsed metadata.
+
+    Raises:
+        error: the file is missing, not JSON, or of another format version (named).
+    """
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: not found; is {path.parent} {what}?") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg})") from None
+    if meta.get("format_version") != format_version:
+        raise error(f"{path}: unsupported format_version {meta.get('format_version')!r}")
+    return meta
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
