@@ -361,14 +361,7 @@ def _rows_from_part(
     if _read_manifest(out).get("complete") is not True:
         raise TeacherError(f"{out}: the targets of this part are not finished")
     part_ids, arr = load_teacher_embeddings(part, teacher.teacher_id, SPEECH_FIELD)
-    n = 0
-    for j, u in enumerate(part_ids):
-        i = pos.get(u)
-        if i is not None and not done[i]:
-            rows[i] = arr[j]
-            done[i] = True
-            n += 1
-    return n
+    return _fill_rows(part_ids, arr, pos, rows, done)
 
 
 def _rows_from_blocks(
@@ -387,12 +380,22 @@ def _rows_from_blocks(
         if emb.shape != (len(block_ids), rows.shape[1]):
             block.unlink(missing_ok=True)
             continue
-        for j, u in enumerate(block_ids):
-            i = pos.get(u)
-            if i is not None and not done[i]:
-                rows[i] = emb[j]
-                done[i] = True
-                n += 1
+        n += _fill_rows(block_ids, emb, pos, rows, done)
+    return n
+
+
+def _fill_rows(
+    ids: Sequence[str], emb: np.ndarray, pos: dict[str, int], rows: np.ndarray, done: np.ndarray
+) -> int:
+    """Copy ``emb[j]`` into ``rows[pos[ids[j]]]`` for the ids in ``pos`` whose row is not yet
+    ``done``, marking them done; returns how many rows were filled."""
+    n = 0
+    for j, u in enumerate(ids):
+        i = pos.get(u)
+        if i is not None and not done[i]:
+            rows[i] = emb[j]
+            done[i] = True
+            n += 1
     return n
 
 
