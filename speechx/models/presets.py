@@ -60,6 +60,17 @@ _SMALL_LAYERS = {
     "mask_time_length": 5,
 }
 
+#: the tiny presets have no dropout, masking or layer drop: nothing random is drawn in training
+_NO_DROPOUT = {
+    "layerdrop": 0.0,
+    "mask_time_prob": 0.0,
+    "hidden_dropout": 0.0,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "feat_proj_dropout": 0.0,
+    "final_dropout": 0.0,
+}
+
 #: preset name -> (backbone registry key, transformers config entries, SpeechEncoderConfig fields)
 PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "tiny": (
@@ -76,13 +87,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             "num_conv_pos_embedding_groups": 2,
             "feat_extract_norm": "layer",
             "do_stable_layer_norm": True,
-            "layerdrop": 0.0,
-            "mask_time_prob": 0.0,
-            "hidden_dropout": 0.0,
-            "attention_dropout": 0.0,
-            "activation_dropout": 0.0,
-            "feat_proj_dropout": 0.0,
-            "final_dropout": 0.0,
+            **_NO_DROPOUT,
         },
         {"pooling_heads": 2},
     ),
@@ -132,13 +137,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             "num_conv_pos_embedding_groups": 2,
             "do_stable_layer_norm": True,
             "conv_bias": True,
-            "layerdrop": 0.0,
-            "mask_time_prob": 0.0,
-            "hidden_dropout": 0.0,
-            "attention_dropout": 0.0,
-            "activation_dropout": 0.0,
-            "feat_proj_dropout": 0.0,
-            "final_dropout": 0.0,
+            **_NO_DROPOUT,
         },
         {"pooling_heads": 2},
     ),
