@@ -187,9 +187,11 @@ def dev_recall(
     max_utts: int | None = None,
     batch_size: int = 8,
     teacher_id: str = TEACHER_ID,
+    target: str = "en",
 ) -> dict[str, float]:
-    """recall@1 of speech:X -> text:en on each data dir (the first ``max_utts`` utterances of
-    each when given), through ``speechx.evaluation.speech_retrieval``.
+    """recall@1 of speech:X -> text:en (``target="en"``) or -> text:X, the set's own language
+    (``target="own"``), on each data dir (the first ``max_utts`` utterances of each when given),
+    through ``speechx.evaluation.speech_retrieval``.
 
     Returns:
         ``{set name: recall@1}``.
@@ -211,7 +213,7 @@ def dev_recall(
                 d,
                 encoder,
                 teacher_id,
-                text_langs=["en"],
+                text_langs=["en"] if target == "en" else None,
                 sample_rate=encoder.sample_rate,
                 batch_size=batch_size,
             )
@@ -221,7 +223,8 @@ def dev_recall(
     return {
         r["set"]: float(r["recall@1"])
         for r in rows
-        if r["query"].startswith("speech:") and r["target"] == "text:en"
+        if r["query"].startswith("speech:")
+        and r["target"] == ("text:en" if target == "en" else f"text:{r['query'][7:]}")
     }
 
 
@@ -275,6 +278,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--recall-utts", type=int, default=None, help="first N utterances per set (quick: 24)"
     )
+    parser.add_argument(
+        "--target",
+        choices=["en", "own"],
+        default="en",
+        help="recall against the English translations (default) or each set's own transcripts",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     n_clips = args.n_clips if args.n_clips is not None else (6 if quick else 64)
@@ -302,14 +311,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         row = Row(spec, model_key(spec), count_parameters(enc), speeds[spec])
         if not is_preset(spec):  # random weights: speed only
             row.recall = dev_recall(
-                enc, args.recall_sets, max_utts=recall_utts, batch_size=args.batch_size
+                enc,
+                args.recall_sets,
+                max_utts=recall_utts,
+                batch_size=args.batch_size,
+                target=args.target,
             )
         rows.append(row)
         print(
             f"  {spec}: {row.speed:.1f} audio-s/s, mean recall@1 {row.mean_recall:.4f}", flush=True
         )
     what = f"first {recall_utts} utterances of each set" if recall_utts else "full dev sets"
-    print(f"\nteacher: {specs[0]}; recall@1 speech:X -> text:en ({what})")
+    tgt = "text:en" if args.target == "en" else "text:X (own language)"
+    print(f"\nteacher: {specs[0]}; recall@1 speech:X -> {tgt} ({what})")
     print(format_table(rows))
     print(f"\nload average {os.getloadavg()[0]:.1f}; {time.perf_counter() - start:.0f} s")
     for name, value in ratios(rows).items():

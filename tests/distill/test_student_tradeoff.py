@@ -136,3 +136,13 @@ def test_a_whole_run_on_tiny_models(bench: ModuleType, tmp_path: Path, capsys) -
     assert set(lines) == {"s2s_tiny_speedup_vs_teacher", "s2s_tiny_recall_retained"}
     assert float(lines["s2s_tiny_speedup_vs_teacher"]) > 0
     assert "synth_en_dev" in out
+
+
+def test_dev_recall_against_own_language_transcripts(bench: ModuleType, tmp_path: Path) -> None:
+    d = make_kaldi_dir(tmp_path / "synth_de_dev", n=4, seconds=0.5, lang="de")
+    vec = orthogonal(4, DIM, 0)
+    # the German transcripts are vec; the English translations belong to other utterances
+    en = np.roll(vec, 1, axis=0)
+    write_fake_teacher(d, {"text": vec, "text.en": en}, teacher_id="use-multilingual-v3")
+    assert bench.dev_recall(_Oracle(vec), [d], target="own") == {"synth_de_dev": 1.0}
+    assert bench.dev_recall(_Oracle(vec), [d], target="en") == {"synth_de_dev": 0.0}
