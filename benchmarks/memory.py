@@ -37,7 +37,8 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_SCP = REPO / "egs/fillets/data/fillets_nl_dev/wav.scp"
-TRAINED = REPO / "egs/fillets/exp/large/model"
+#: trained models, first found wins: the larger config's, then the demo's (`make demo`)
+TRAINED = [REPO / "egs/fillets/exp/large/model", REPO / "egs/fillets/exp/demo/model"]
 
 
 # --------------------------------------------------------------------------- recording
@@ -139,7 +140,7 @@ def main() -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="model dir or preset (default: egs/fillets/exp/large/model if present, else the "
+        help="model dir or preset (default: egs/fillets/exp/large/model or exp/demo/model if present, else the "
         "whisper-base preset; quick: the tiny preset)",
     )
     p.add_argument("--window", type=float, default=10.0)
@@ -156,7 +157,8 @@ def main() -> None:
     minutes = a.minutes or (2.0 if a.quick else 60.0)
     rs_minutes = a.resample_minutes or (1.0 if a.quick else 10.0)
     if a.model is None:
-        a.model = "tiny" if a.quick else (str(TRAINED) if TRAINED.is_dir() else "whisper-base")
+        found = [str(m) for m in TRAINED if m.is_dir()]
+        a.model = "tiny" if a.quick else (found[0] if found else "whisper-base")
     hop = a.hop if a.hop is not None else a.window / 2
     print(f"model {a.model}; window {a.window} s, hop {hop} s, batch {a.batch_size}")
 
