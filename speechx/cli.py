@@ -1772,20 +1772,23 @@ def _compare_runs(args: argparse.Namespace) -> int:
         curve_table,
         curves_json,
         load_curve,
+        parse_reference,
         plot_curves,
     )
 
+    refs = [parse_reference(spec) for spec in args.reference]
     curves = [load_curve(spec, args.metric) for spec in args.runs]
-    table = curve_table(curves, args.metric, at_minutes=args.at_minutes)
+    table = curve_table(curves, args.metric, at_minutes=args.at_minutes, references=refs)
     sys.stdout.write(table)
     if args.out:
-        print(f"wrote {plot_curves(curves, args.metric, args.out, title=args.title)}")
+        png = plot_curves(curves, args.metric, args.out, title=args.title, references=refs)
+        print(f"wrote {png}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         _atomic_save(
             args.json,
             lambda fh: fh.write(
-                json.dumps(curves_json(curves, args.metric), indent=1).encode("utf-8")
+                json.dumps(curves_json(curves, args.metric, refs), indent=1).encode("utf-8")
             ),
         )
     return 0
@@ -1811,6 +1814,14 @@ def _add_compare_runs_args(p: argparse.ArgumentParser) -> None:
         help="table columns: the best value reached within these training minutes",
     )
     p.add_argument("--title", default="", help="figure title")
+    p.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="LABEL=VALUE",
+        help="a level to compare against (e.g. the teacher's dev recall@1), drawn as a "
+        "horizontal line and listed in the table; repeatable",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

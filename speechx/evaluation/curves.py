@@ -126,11 +126,30 @@ def load_curve(spec: str, metric: str) -> RunCurve:
     return curve
 
 
+def parse_reference(spec: str) -> tuple[str, float]:
+    """``LABEL=VALUE`` (a level to compare against, e.g. the teacher's) -> ``(label, value)``."""
+    label, sep, value = spec.rpartition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or not label or number != number:
+        raise EvaluationError(
+            f"reference {spec!r}: expected LABEL=VALUE with a number, e.g. teacher=0.65"
+        )
+    return label, number
+
+
 def curve_table(
-    curves: Sequence[RunCurve], metric: str, *, at_minutes: Sequence[float] = ()
+    curves: Sequence[RunCurve],
+    metric: str,
+    *,
+    at_minutes: Sequence[float] = (),
+    references: Sequence[tuple[str, float]] = (),
 ) -> str:
     """A markdown table: per run, the last and best value (with its step and minute), the
-    minutes trained, and the best value reached within each of ``at_minutes``.
+    minutes trained, and the best value reached within each of ``at_minutes``; then one row per
+    reference level (``references``: label and value, not a run).
     """
     low = lower_is_better(metric)
     head = ["run", "last", "best", "best at step", "best at min", "minutes"]
@@ -151,13 +170,19 @@ def curve_table(
             inside = [p.value for p in c.points if p.minutes is not None and p.minutes <= limit]
             cells.append(f"{(min if low else max)(inside):.4f}" if inside else "–")
         rows.append("| " + " | ".join(cells) + " |")
+    for label, value in references:
+        cells = [f"{label} (reference)", f"{value:.4f}", f"{value:.4f}"]
+        rows.append("| " + " | ".join(cells + ["–"] * (len(head) - 3)) + " |")
     return "\n".join(rows) + "\n"
 
 
-def curves_json(curves: Sequence[RunCurve], metric: str) -> dict:
+def curves_json(
+    curves: Sequence[RunCurve], metric: str, references: Sequence[tuple[str, float]] = ()
+) -> dict:
     """The curves as plain data (what ``speechx compare-runs --json`` writes)."""
     return {
         "metric": metric,
+        "references": [{"label": label, "value": value} for label, value in references],
         "runs": [
             {
                 "label": c.label,
@@ -171,9 +196,15 @@ def curves_json(curves: Sequence[RunCurve], metric: str) -> dict:
 
 
 def plot_curves(
-    curves: Sequence[RunCurve], metric: str, out_png: str | os.PathLike, *, title: str = ""
+    curves: Sequence[RunCurve],
+    metric: str,
+    out_png: str | os.PathLike,
+    *,
+    title: str = "",
+    references: Sequence[tuple[str, float]] = (),
 ) -> Path:
-    """Draw ``metric`` against the step (left) and the pipeline's minutes (right).
+    """Draw ``metric`` against the step (left) and the pipeline's minutes (right), with each
+    of ``references`` (label, value) as a dashed horizontal line on both.
 
     Returns:
         The PNG path (written atomically).
@@ -208,6 +239,9 @@ def plot_curves(
             if len(c.stages) > 1 and c.total_minutes is not None:
                 for m in _cumulative(c.stage_minutes)[:-1]:
                     ax_time.axvline(m, color=color, lw=0.8, ls=":")
+    for j, (label, value) in enumerate(references):
+        for ax in (ax_step, ax_time):
+            ax.axhline(value, color="0.3", lw=1.0, ls=("--", "-.", ":")[j % 3], label=label)
     ax_step.set_xlabel("step (of the stage that logged the point)")
     ax_time.set_xlabel("minutes of training (chained stages added)")
     for ax in (ax_step, ax_time):

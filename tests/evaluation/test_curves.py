@@ -91,6 +91,8 @@ def test_cli_writes_table_png_and_json(tmp_path: Path, capsys) -> None:
             str(js),
             "--at-minutes",
             "1.5",
+            "--reference",
+            "teacher=0.65",
         ]
     )
     assert rc == 0
@@ -101,7 +103,11 @@ def test_cli_writes_table_png_and_json(tmp_path: Path, capsys) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(js.read_text())
     assert [r["label"] for r in doc["runs"]] == ["A", "B"]
+    assert "| teacher (reference) | 0.6500 | 0.6500 | – | – | – | – |" in text
+    assert doc["references"] == [{"label": "teacher", "value": 0.65}]
     assert main(["compare-runs", str(tmp_path / "nope")]) == 2
+    assert main(["compare-runs", str(a), "--reference", "teacher"]) == 2
+    assert "reference 'teacher': expected LABEL=VALUE" in capsys.readouterr().err
 
 
 def test_a_real_distillation_logs_its_clock(tmp_path: Path, make_data) -> None:  # noqa: F811
