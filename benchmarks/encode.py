@@ -55,7 +55,15 @@ from speechx.models.precision import PrecisionEncoder, bf16_is_native, int8_avai
 SR = 16000
 ROOT = Path(__file__).resolve().parents[1]
 DEV_SCP = ROOT / "egs/fillets/data/fillets_nl_dev/wav.scp"
-MODEL_DIR = ROOT / "egs/fillets/exp/large/model"
+#: the trained model of the levers table: the larger config's if it was trained, else the demo's
+MODEL_DIR = next(
+    (
+        d
+        for d in (ROOT / "egs/fillets/exp/large/model", ROOT / "egs/fillets/exp/demo/model")
+        if d.is_dir()
+    ),
+    ROOT / "egs/fillets/exp/large/model",
+)
 RECALL_SETS = [ROOT / "egs/fillets/data/fillets_nl_dev", ROOT / "egs/fillets/data/synth_de_dev"]
 TEACHER_ID = "use-multilingual-v3"
 
@@ -388,7 +396,12 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR, help="trained model (levers)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=MODEL_DIR,
+        help="trained model (levers; default exp/large, else exp/demo)",
+    )
     parser.add_argument("--recall", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--recall-sets", nargs="+", type=Path, default=RECALL_SETS)
     parser.add_argument("--no-levers", dest="levers", action="store_false")
