@@ -132,8 +132,8 @@ def parse_reference(spec: str) -> tuple[str, float]:
     try:
         number = float(value)
     except ValueError:
-        number = float("nan")
-    if not sep or not label or number != number:
+        number = math.nan
+    if not sep or not label or not math.isfinite(number):
         raise EvaluationError(
             f"reference {spec!r}: expected LABEL=VALUE with a number, e.g. teacher=0.65"
         )

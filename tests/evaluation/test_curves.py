@@ -107,6 +107,7 @@ def test_cli_writes_table_png_and_json(tmp_path: Path, capsys) -> None:
     assert doc["references"] == [{"label": "teacher", "value": 0.65}]
     assert main(["compare-runs", str(tmp_path / "nope")]) == 2
     assert main(["compare-runs", str(a), "--reference", "teacher"]) == 2
+    assert main(["compare-runs", str(a), "--reference", "teacher=inf"]) == 2
     assert "reference 'teacher': expected LABEL=VALUE" in capsys.readouterr().err
 
 
